@@ -483,7 +483,7 @@ typedef struct Nebula__V1__NodeService_Service Nebula__V1__NodeService_Service;
 struct Nebula__V1__NodeService_Service
 {
   ProtobufCService base;
-  void (*register)(Nebula__V1__NodeService_Service *service,
+  void (*register_)(Nebula__V1__NodeService_Service *service,
                    const Nebula__V1__RegisterRequest *input,
                    Nebula__V1__RegisterResponse_Closure closure,
                    void *closure_data);
