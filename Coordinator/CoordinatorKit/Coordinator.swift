@@ -1,0 +1,191 @@
+import Foundation
+import Logging
+import NebulaCommon
+import NebulaModel
+import NebulaRPC
+import NebulaStore
+
+public enum NebulaVersion {
+    public static let string = "0.1.0"
+}
+
+/// Everything `nebula-coordinator serve` needs. Secrets are never logged.
+public struct CoordinatorConfiguration: Sendable {
+    /// gRPC listen address (`host:port`).
+    public var listen: String = "0.0.0.0:7070"
+    public var databaseURL: String
+    /// Spool and (later) datasets, checkpoints, models.
+    public var dataDirectory: String
+    public var joinToken: String
+    public var adminToken: String
+    public var detector = FailureDetector.Configuration()
+    public var tls: RPCTLS?
+    /// How long to wait for the database at start before giving up.
+    public var databaseWait: Duration = .seconds(60)
+    /// How often the failure detector is advanced.
+    public var tickInterval: Duration = .milliseconds(200)
+    /// How often batched records are written.
+    public var flushInterval: Duration = .milliseconds(500)
+
+    public init(databaseURL: String, dataDirectory: String, joinToken: String, adminToken: String) {
+        self.databaseURL = databaseURL
+        self.dataDirectory = dataDirectory
+        self.joinToken = joinToken
+        self.adminToken = adminToken
+    }
+
+    public func validate() throws {
+        try detector.validate()
+        guard joinToken.count >= 8 else { throw ConfigurationError("the join token must have at least 8 characters") }
+        guard adminToken.count >= 8 else { throw ConfigurationError("the admin token must have at least 8 characters") }
+        guard joinToken != adminToken else {
+            throw ConfigurationError("the join token and the admin token must differ (nodes must not get admin rights)")
+        }
+        guard !databaseURL.isEmpty else {
+            throw ConfigurationError("no database: pass --database-url or set NEBULA_DATABASE_URL")
+        }
+    }
+}
+
+/// A running coordinator: RPC server, node registry, failure detector loop and the batched store writer.
+public final class Coordinator: Sendable {
+    public let configuration: CoordinatorConfiguration
+    public let registry: NodeRegistry
+    public let store: CoordinatorStore
+    public let hub: LogHub
+    private let server: RPCServer
+    private let tasks: [Task<Void, Never>]
+    private let persistFeed: AsyncStream<[StoreRecord]>.Continuation
+    private let logger: Logger
+
+    public var port: Int { server.port }
+
+    /// Connects to the database (waiting for it), migrates, restores the registry, and starts serving.
+    /// `bootstrapLogging` receives the sink for the coordinator's own log records so they can be stored.
+    public static func start(_ configuration: CoordinatorConfiguration, logger: Logger,
+                             logSinkReady: (@Sendable (any LogSink) -> Void)? = nil) async throws -> Coordinator {
+        try configuration.validate()
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        let client = PostgresClient(url: configuration.databaseURL, logger: logger)
+        let store = try CoordinatorStore(client: client, spoolDirectory: configuration.dataDirectory + "/spool",
+                                         flushInterval: configuration.flushInterval, logger: logger)
+        try await waitForDatabase(store, within: configuration.databaseWait, logger: logger)
+
+        let (feed, feedContinuation) = AsyncStream.makeStream(of: [StoreRecord].self, bufferingPolicy: .unbounded)
+        let persist: @Sendable ([StoreRecord]) -> Void = { feedContinuation.yield($0) }
+        let registry = NodeRegistry(configuration: configuration.detector, logger: logger, persist: persist)
+        await registry.restore(try await store.loadNodes())
+        let hub = LogHub()
+        let ingest = LogIngest(persist: persist, hub: hub)
+        logSinkReady?(CoordinatorLogSink(ingest: ingest))
+
+        let started = nowUnixMs()
+        let join = configuration.joinToken
+        let admin = configuration.adminToken
+        let methods = NodeServiceMethods.make(registry: registry, logs: ingest)
+            + AdminServiceMethods.make(registry: registry, store: store, hub: hub, startedUnixMs: started,
+                                       version: NebulaVersion.string, logger: logger)
+        let server = RPCServer(
+            configuration: .init(address: configuration.listen, tls: configuration.tls), methods: methods,
+            authorizer: { method, metadata in authorize(method: method, metadata: metadata, joinToken: join, adminToken: admin) },
+            logger: logger)
+        try server.start()
+
+        let writer = store.writer
+        let tick = configuration.tickInterval
+        let tasks = [
+            Task { for await batch in feed { await writer.append(batch) } },
+            Task { await writer.run() },
+            Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: tick)
+                    await registry.tick()
+                }
+            },
+        ]
+        logger.info("coordinator started", metadata: [
+            "rpc.port": "\(server.port)", "data.dir": "\(configuration.dataDirectory)",
+            "detector.heartbeat": "\(configuration.detector.heartbeatInterval)",
+            "detector.suspect_after_missed": "\(configuration.detector.suspectAfterMissed)",
+            "detector.down_after": "\(configuration.detector.downAfter)",
+        ])
+        return Coordinator(configuration: configuration, registry: registry, store: store, hub: hub, server: server,
+                           tasks: tasks, persistFeed: feedContinuation, logger: logger)
+    }
+
+    private init(configuration: CoordinatorConfiguration, registry: NodeRegistry, store: CoordinatorStore, hub: LogHub,
+                 server: RPCServer, tasks: [Task<Void, Never>], persistFeed: AsyncStream<[StoreRecord]>.Continuation,
+                 logger: Logger) {
+        self.configuration = configuration
+        self.registry = registry
+        self.store = store
+        self.hub = hub
+        self.server = server
+        self.tasks = tasks
+        self.persistFeed = persistFeed
+        self.logger = logger
+    }
+
+    /// Stops serving, then writes (or spools) everything still buffered.
+    public func shutdown() async {
+        logger.info("coordinator stopping")
+        await server.shutdown(grace: .seconds(1))
+        tasks[2].cancel()
+        persistFeed.finish()
+        await tasks[0].value
+        tasks[1].cancel()
+        await tasks[1].value
+        await store.writer.flush()
+    }
+
+    static func waitForDatabase(_ store: CoordinatorStore, within limit: Duration, logger: Logger) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + limit
+        var backoff = Backoff(base: .milliseconds(250), cap: .seconds(5))
+        while true {
+            do {
+                let applied = try await store.migrate()
+                if !applied.isEmpty { logger.info("database migrated", metadata: ["db.versions": "\(applied)"]) }
+                return
+            } catch {
+                let delay = backoff.next()
+                if clock.now + delay > deadline {
+                    throw ConfigurationError("the database is not reachable (\(error)); check --database-url / NEBULA_DATABASE_URL and that PostgreSQL is running")
+                }
+                logger.warning("database not reachable yet; retrying", metadata: ["error": "\(error)", "retry.in": "\(delay)"])
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+}
+
+/// Node calls need the join token, admin calls the admin token. Other paths pass (they answer UNIMPLEMENTED).
+func authorize(method: String, metadata: RPCMetadata, joinToken: String, adminToken: String) -> RPCStatus? {
+    let expected: String
+    let role: String
+    if method.hasPrefix("/nebula.v1.NodeService/") {
+        expected = joinToken
+        role = "cluster join token"
+    } else if method.hasPrefix("/nebula.v1.AdminService/") {
+        expected = adminToken
+        role = "admin token"
+    } else {
+        return nil
+    }
+    guard let presented = metadata.bearerToken else {
+        return RPCStatus(.unauthenticated, "missing \(role): send it as 'authorization: Bearer <token>'")
+    }
+    guard constantTimeEqual(presented, expected) else {
+        return RPCStatus(.unauthenticated, "wrong \(role)")
+    }
+    return nil
+}
+
+func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+    let x = Array(a.utf8), y = Array(b.utf8)
+    var diff = UInt8(x.count == y.count ? 0 : 1)
+    for i in 0..<max(x.count, y.count) {
+        diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+    }
+    return diff == 0
+}

@@ -1,0 +1,109 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NebulaCommon
+import NebulaCoordinator
+import NebulaRPC
+import NebulaSystem
+
+@main
+struct NebulaCoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nebula-coordinator",
+        abstract: "The Nebula coordinator: node registry, failure detection, admin API, platform services.",
+        version: NebulaVersion.string,
+        subcommands: [Serve.self, Versions.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the cluster (foreground; SIGTERM or Ctrl-C stops it cleanly).",
+        discussion: """
+            Secrets come from files or the environment, never from logs: --join-token-file / NEBULA_JOIN_TOKEN,
+            --admin-token-file / NEBULA_ADMIN_TOKEN. The database URL comes from --database-url or
+            NEBULA_DATABASE_URL (e.g. postgresql://postgres@127.0.0.1:55432/nebula).
+            """)
+
+    @Option(help: "gRPC listen address, host:port.") var listen = "0.0.0.0:7070"
+    @Option(help: "PostgreSQL URL (default: $NEBULA_DATABASE_URL).") var databaseURL: String?
+    @Option(help: "Directory for the spool and data files.") var dataDir = ".nebula/coordinator"
+    @Option(help: "File holding the cluster join token (default: $NEBULA_JOIN_TOKEN).") var joinTokenFile: String?
+    @Option(help: "File holding the admin token (default: $NEBULA_ADMIN_TOKEN).") var adminTokenFile: String?
+    @Option(help: "Expected heartbeat interval of the agents, e.g. 1s or 500ms.") var heartbeatInterval = "1s"
+    @Option(help: "Missed heartbeats before a node is SUSPECT.") var suspectAfterMissed = 3
+    @Option(help: "Silence after which a node is DOWN, e.g. 10s.") var downAfter = "10s"
+    @Option(help: "TLS certificate chain (PEM); enables TLS together with --tls-key.") var tlsCert: String?
+    @Option(help: "TLS private key (PEM).") var tlsKey: String?
+    @Option(help: "How long to wait for the database at start, e.g. 60s.") var databaseWait = "60s"
+    @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+
+    func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        guard let level = Logger.Level(name: logLevel) else {
+            throw ValidationError("unknown --log-level '\(logLevel)': use trace, debug, info, notice, warning, error or critical")
+        }
+        let sinkBox = SinkBox()
+        LoggingSystem.bootstrap { label in
+            var console = ConsoleLogHandler(label: label, level: level)
+            console.logLevel = level
+            guard let sink = sinkBox.sink else { return console }
+            return MultiplexLogHandler([console, ForwardingLogHandler(label: label, level: max(level, .info), sink: sink)])
+        }
+        let logger = Logger(label: "nebula.coordinator")
+
+        func duration(_ text: String, _ flag: String) throws -> Duration {
+            guard let d = Duration.parse(text) else { throw ValidationError("\(flag) '\(text)' is not a duration (e.g. 500ms, 1s, 2m)") }
+            return d
+        }
+        func secret(_ file: String?, _ variable: String, _ flag: String) throws -> String {
+            if let file { return try readSecretFile(file, what: flag) }
+            if let v = env[variable], !v.isEmpty { return v }
+            throw ValidationError("no \(flag.replacingOccurrences(of: "-file", with: "")): pass \(flag) FILE or set \(variable)")
+        }
+
+        var config = CoordinatorConfiguration(
+            databaseURL: databaseURL ?? env["NEBULA_DATABASE_URL"] ?? "", dataDirectory: dataDir,
+            joinToken: try secret(joinTokenFile, "NEBULA_JOIN_TOKEN", "--join-token-file"),
+            adminToken: try secret(adminTokenFile, "NEBULA_ADMIN_TOKEN", "--admin-token-file"))
+        config.listen = listen
+        config.detector = .init(heartbeatInterval: try duration(heartbeatInterval, "--heartbeat-interval"),
+                                suspectAfterMissed: suspectAfterMissed, downAfter: try duration(downAfter, "--down-after"))
+        config.databaseWait = try duration(databaseWait, "--database-wait")
+        switch (tlsCert, tlsKey) {
+        case (let cert?, let key?): config.tls = try RPCTLS.server(certificatePath: cert, keyPath: key)
+        case (nil, nil): break
+        default: throw ValidationError("TLS needs both --tls-cert and --tls-key")
+        }
+
+        let coordinator: Coordinator
+        do {
+            coordinator = try await Coordinator.start(config, logger: logger) { sink in sinkBox.sink = sink }
+        } catch {
+            logger.critical("coordinator failed to start", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+        let signal = await waitForTerminationSignal()
+        logger.info("received signal, shutting down", metadata: ["signal": "\(signal)"])
+        await coordinator.shutdown()
+    }
+}
+
+struct Versions: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the versions of Nebula and the C libraries it links.")
+    func run() {
+        print("nebula-coordinator \(NebulaVersion.string)")
+        for (name, version) in LibraryVersions.all() { print("  \(name): \(version)") }
+    }
+}
+
+/// Lets the logging bootstrap pick up the sink once the coordinator has created it.
+final class SinkBox: @unchecked Sendable {
+    // Thread-safety: written once during start-up, before any logger made afterwards reads it.
+    private let lock = NSLock()
+    private var value: (any LogSink)?
+    var sink: (any LogSink)? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
