@@ -1,0 +1,8 @@
+import NebulaCLI
+
+@main
+struct NebulaMain {
+    static func main() async {
+        await NebulaCLI.main()
+    }
+}
