@@ -80,7 +80,7 @@ enum AdminServiceMethods {
             },
             .unary(AdminServicePath.clusterHealth) { (_: Empty, _) -> ClusterHealth in
                 var health = await registry.health()
-                health.databaseOK = await store.client.isAvailable
+                health.databaseOK = store.client.isAvailable
                 health.spooledRecords = UInt64(await store.writer.spooledCount)
                 health.coordinatorStartedUnixMs = startedUnixMs
                 health.coordinatorVersion = version

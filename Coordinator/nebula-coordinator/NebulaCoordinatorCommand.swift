@@ -43,12 +43,12 @@ struct Serve: AsyncParsableCommand {
         guard let level = Logger.Level(name: logLevel) else {
             throw ValidationError("unknown --log-level '\(logLevel)': use trace, debug, info, notice, warning, error or critical")
         }
+        // The coordinator's own records are stored like a node's once its store is up; the box forwards
+        // to it from then on (records logged before that only reach the console).
         let sinkBox = SinkBox()
         LoggingSystem.bootstrap { label in
-            var console = ConsoleLogHandler(label: label, level: level)
-            console.logLevel = level
-            guard let sink = sinkBox.sink else { return console }
-            return MultiplexLogHandler([console, ForwardingLogHandler(label: label, level: max(level, .info), sink: sink)])
+            MultiplexLogHandler([ConsoleLogHandler(label: label, level: level),
+                                 ForwardingLogHandler(label: label, level: max(level, .info), sink: sinkBox)])
         }
         let logger = Logger(label: "nebula.coordinator")
 
@@ -97,13 +97,17 @@ struct Versions: ParsableCommand {
     }
 }
 
-/// Lets the logging bootstrap pick up the sink once the coordinator has created it.
-final class SinkBox: @unchecked Sendable {
-    // Thread-safety: written once during start-up, before any logger made afterwards reads it.
+/// Forwards log records to the coordinator's sink once it exists.
+final class SinkBox: LogSink, @unchecked Sendable {
+    // Thread-safety: the sink is read and written under `lock`.
     private let lock = NSLock()
     private var value: (any LogSink)?
     var sink: (any LogSink)? {
         get { lock.withLock { value } }
         set { lock.withLock { value = newValue } }
+    }
+
+    func receive(level: Logger.Level, label: String, message: String, metadata: [String: String], timeUnixMs: Int64) {
+        sink?.receive(level: level, label: label, message: message, metadata: metadata, timeUnixMs: timeUnixMs)
     }
 }
