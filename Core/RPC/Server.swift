@@ -185,6 +185,9 @@ public final class RPCServer: @unchecked Sendable {
         args.add("grpc.max_receive_message_length", configuration.maxMessageBytes)
         args.add("grpc.max_send_message_length", configuration.maxMessageBytes)
         args.addKeepalive(configuration.keepalive, server: true)
+        // gRPC enables SO_REUSEPORT by default: a second server on the same port would then share it
+        // silently instead of failing. One port, one server.
+        args.add("grpc.so_reuseport", 0)
         guard let server = args.withUnsafeArgs({ grpc_server_create($0, nil) }) else {
             throw RPCStatus(.internal, "grpc_server_create failed")
         }

@@ -7,6 +7,7 @@ import NebulaRPC
 
 extension NodeInfo: RPCMessage {
     init(c: Nebula__V1__NodeInfo) throws {
+        _ = try required(str(c.node_id), "NodeInfo", "node_id")
         guard let resources = c.resources else { throw WireError.missingField(message: "NodeInfo", field: "resources") }
         self.init(nodeId: try required(str(c.node_id), "NodeInfo", "node_id"), address: str(c.address),
                   state: try NodeState(wire: c.state, "NodeInfo", "state"), drained: c.drained != 0,

@@ -9,6 +9,7 @@ extension RegisterRequest: RPCMessage {
     public init(serializedBytes bytes: [UInt8]) throws {
         self = try unpack(bytes, "RegisterRequest", unpack: nebula__v1__register_request__unpack,
                           free: nebula__v1__register_request__free_unpacked) { c in
+            _ = try required(str(c.node_id), "RegisterRequest", "node_id")
             guard let resources = c.resources else {
                 throw WireError.missingField(message: "RegisterRequest", field: "resources")
             }

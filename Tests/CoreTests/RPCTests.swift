@@ -44,8 +44,11 @@ final class EchoFixture: Sendable {
                 return Empty()
             },
         ]
-        let authorizer: RPCServer.Authorizer? = token.map { expected in
-            { _, metadata in metadata.bearerToken == expected ? nil : RPCStatus(.unauthenticated, "bad token") }
+        var authorizer: RPCServer.Authorizer?
+        if let expected = token {
+            authorizer = { @Sendable (_: String, metadata: RPCMetadata) -> RPCStatus? in
+                metadata.bearerToken == expected ? nil : RPCStatus(.unauthenticated, "bad token")
+            }
         }
         server = RPCServer(configuration: .init(address: "127.0.0.1:0", tls: tls?.server), methods: methods,
                            authorizer: authorizer, logger: logger)
