@@ -71,16 +71,16 @@ public final class CoordinatorStore: Sendable {
                 if nodes[row.nodeId] == nil { nodeOrder.append(row.nodeId) }
                 nodes[row.nodeId] = row  // the last state of a node in the batch wins
             case .health(let node, let s):
-                health.append([.text(node), .text(isoTimestamp(s.timeUnixMs)), PGValue(s.seq), .double(s.cpuPercent),
-                               .double(s.load1), .double(s.load5), .double(s.load15), PGValue(s.memoryUsedBytes),
-                               PGValue(s.memoryTotalBytes), PGValue(s.diskFreeBytes), .double(s.netRxBytesPerSec),
-                               .double(s.netTxBytesPerSec), .text(json(s.gpus))])
+                health.append([text(node), .text(isoTimestamp(s.timeUnixMs)), int(s.seq), .double(s.cpuPercent),
+                               .double(s.load1), .double(s.load5), .double(s.load15), int(s.memoryUsedBytes),
+                               int(s.memoryTotalBytes), int(s.diskFreeBytes), .double(s.netRxBytesPerSec),
+                               .double(s.netTxBytesPerSec), text(json(s.gpus))])
             case .event(let e):
-                events.append([.text(e.nodeId), .text(isoTimestamp(e.timeUnixMs)), .text(e.kind.rawValue),
-                               PGValue(e.from?.rawValue), .text(e.to.rawValue), .text(e.reason)])
+                events.append([text(e.nodeId), .text(isoTimestamp(e.timeUnixMs)), .text(e.kind.rawValue),
+                               PGValue(e.from?.rawValue), .text(e.to.rawValue), text(e.reason)])
             case .log(let l):
-                logs.append([.text(isoTimestamp(l.timeUnixMs)), .text(l.nodeId), .text(l.level.rawValue),
-                             .text(l.source), .text(l.message), .text(json(l.metadata)), PGValue(l.seq)])
+                logs.append([.text(isoTimestamp(l.timeUnixMs)), text(l.nodeId), .text(l.level.rawValue),
+                             text(l.source), text(l.message), text(json(l.metadata)), int(l.seq)])
             }
         }
         let upserts = nodeOrder.compactMap { nodes[$0] }
@@ -98,9 +98,9 @@ public final class CoordinatorStore: Sendable {
                             resources = EXCLUDED.resources, agent_version = EXCLUDED.agent_version,
                             session = EXCLUDED.session, registered_at = EXCLUDED.registered_at,
                             last_seen_at = GREATEST(nodes.last_seen_at, EXCLUDED.last_seen_at), updated_at = now()
-                        """, [.text(row.nodeId), .text(row.address), .text(row.state.rawValue), .bool(row.drained),
-                              .text(row.drainReason), .text(row.stateReason), .text(json(row.resources)),
-                              .text(row.agentVersion), .int(Int64(bitPattern: row.session)),
+                        """, [text(row.nodeId), text(row.address), .text(row.state.rawValue), .bool(row.drained),
+                              text(row.drainReason), text(row.stateReason), text(json(row.resources)),
+                              text(row.agentVersion), .int(Int64(bitPattern: row.session)),
                               .text(isoTimestamp(row.registeredUnixMs)), .text(isoTimestamp(row.lastSeenUnixMs))])
                 }
                 if !healthRows.isEmpty {
@@ -210,6 +210,13 @@ public final class CoordinatorStore: Sendable {
                      gpus: try unjson([GpuSample].self, try r.string("gpus")), seq: UInt64(try r.int64("seq")))
     }
 }
+
+// Note [Poison records]: a batch that Postgres rejects for its data (not for the connection) would be
+// spooled and retried forever. Values from agents are therefore made storable before they are written:
+// integers clamped into bigint, NUL characters (refused in text columns) removed.
+func int(_ v: UInt64) -> PGValue { .int(Int64(clamping: v)) }
+
+func text(_ s: String) -> PGValue { .text(s.contains("\u{0}") ? s.replacingOccurrences(of: "\u{0}", with: "") : s) }
 
 func json<T: Encodable>(_ value: T) -> String {
     let encoder = JSONEncoder()

@@ -116,7 +116,9 @@ public actor NodeAgent {
             commands.cancel()
         }
         shipper.cancel()
-        await leave()
+        // This task is cancelled by now, which would cancel the goodbye calls at once: make them in a
+        // task of their own.
+        await Task { await self.leave() }.value
         channel.close()
     }
 
