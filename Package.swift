@@ -72,6 +72,13 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Node/nebula-node"),
 
+        // MARK: Benchmarks (bench/heartbeat-fanin.sh drives them)
+        .executableTarget(name: "nebula-bench",
+                          dependencies: ["NebulaCommon", "NebulaRPC", "NebulaStore", "NebulaModel", "NebulaWire",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Logging", package: "swift-log")],
+                          path: "bench/Sources/nebula-bench"),
+
         // MARK: Tests
         .testTarget(name: "CoreTests",
                     dependencies: ["NebulaRPC", "NebulaStore", "NebulaWire", "NebulaModel", "NebulaProtoC",
