@@ -38,6 +38,7 @@ swift build -c release --product nebula-bench >/dev/null
 bin=$(swift build -c release --show-bin-path)
 
 work=$(mktemp -d /tmp/nebula-bench.XXXXXX)
+chmod 755 "$work"  # the postgres user must reach the database folder inside
 pg_dir="$work/pg"
 coord_pid="" echo_pid=""
 cleanup() {

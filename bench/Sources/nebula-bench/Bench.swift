@@ -67,7 +67,8 @@ struct FanIn: AsyncParsableCommand {
             try await Task.sleep(until: start, clock: clock)
             return coordinatorPid.map(cpuSeconds)
         }
-        let db = databaseURL.map { PostgresClient(url: $0, logger: Logger(label: "bench")) }
+        let quiet = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
+        let db = databaseURL.map { PostgresClient(url: $0, logger: quiet) }
         var rowsAfter = 0
         let rowsBefore = Task {
             try await Task.sleep(until: start, clock: clock)
