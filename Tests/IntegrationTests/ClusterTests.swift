@@ -138,6 +138,26 @@ struct ClusterTests {
         await pg.close()
     }
 
+    @Test func tlsClusterWorksAndRefusesPlaintext() async throws {
+        let db = try await TestDatabase.create()
+        let cluster = try TestCluster(databaseURL: db.url)
+        defer { Task { await cluster.shutdown(); await db.drop() } }
+        try cluster.enableTLS()
+        try cluster.startCoordinator()
+        try cluster.startAgent("secure")
+        try await cluster.waitForState("secure", "up")
+        #expect(cluster.coordinator!.log.contains("rpc.tls=true"))
+        // The same CLI without the CA cannot talk to it.
+        let plain = try cluster.cli(["nodes"], plainText: true)
+        #expect(plain.status == 1)
+        #expect(plain.stderr.contains("cannot reach the coordinator"))
+        // The coordinator's own records are stored and listed like the nodes'.
+        try await eventually("the coordinator's own log records") {
+            let r = try cluster.cli(["logs", "--json", "--limit", "200"])
+            return r.stdout.contains("\"node_id\":\"\"") && r.stdout.contains("node registered")
+        }
+    }
+
     @Test func wrongTokensAreRefused() async throws {
         let db = try await TestDatabase.create()
         let cluster = try TestCluster(databaseURL: db.url)

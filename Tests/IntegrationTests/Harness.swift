@@ -158,6 +158,8 @@ final class TestCluster: @unchecked Sendable {
     var agents: [String: ChildProcess] = [:]
     var coordinatorStarts = 0
     let detectorFlags: [String]
+    /// Certificate and key (PEM) when the cluster runs with TLS; the certificate is also the clients' CA.
+    var tls: (cert: String, key: String)?
 
     init(databaseURL: String, fast: Bool = true) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("nebula-it-\(UUID().uuidString.prefix(8))")
@@ -177,7 +179,8 @@ final class TestCluster: @unchecked Sendable {
             "serve", "--listen", target, "--database-url", databaseURL, "--data-dir", dir.appendingPathComponent("coordinator").path,
             "--join-token-file", dir.appendingPathComponent("join.token").path,
             "--admin-token-file", dir.appendingPathComponent("admin.token").path, "--database-wait", "30s",
-        ] + detectorFlags, logDir: dir, name: "coordinator-\(coordinatorStarts)")
+        ] + detectorFlags + (tls.map { ["--tls-cert", $0.cert, "--tls-key", $0.key] } ?? []),
+        logDir: dir, name: "coordinator-\(coordinatorStarts)")
     }
 
     @discardableResult
@@ -187,7 +190,7 @@ final class TestCluster: @unchecked Sendable {
         let agent = try ChildProcess("nebula-node", [
             "join", "--coordinator", target, "--token-file", tokenFile.path, "--name", name,
             "--data-dir", dir.appendingPathComponent("node-\(name)").path, "--labels", "suite=integration",
-        ], logDir: dir, name: "agent-\(name)")
+        ] + clientTLSFlags, logDir: dir, name: "agent-\(name)")
         agents[name] = agent
         return agent
     }
@@ -198,10 +201,28 @@ final class TestCluster: @unchecked Sendable {
         var stderr: String
     }
 
-    func cli(_ arguments: [String], adminToken token: String? = nil) throws -> CLIResult {
+    var clientTLSFlags: [String] { tls.map { ["--tls-ca", $0.cert, "--tls-server-name", "localhost"] } ?? [] }
+
+    /// Makes a self-signed certificate for localhost/127.0.0.1 and runs the cluster with TLS.
+    func enableTLS() throws {
+        let key = dir.appendingPathComponent("key.pem").path
+        let cert = dir.appendingPathComponent("cert.pem").path
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+        openssl.standardOutput = FileHandle.nullDevice
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        guard openssl.terminationStatus == 0 else { throw HarnessError("openssl could not make a test certificate") }
+        tls = (cert, key)
+    }
+
+    func cli(_ arguments: [String], adminToken token: String? = nil, plainText: Bool = false) throws -> CLIResult {
         let p = Process()
         p.executableURL = IntegrationEnvironment.binDir.appendingPathComponent("nebula")
-        p.arguments = arguments
+        p.arguments = arguments + (plainText ? [] : clientTLSFlags)
         var env = ProcessInfo.processInfo.environment
         env["NEBULA_COORDINATOR"] = target
         env["NEBULA_ADMIN_TOKEN"] = token ?? adminToken
