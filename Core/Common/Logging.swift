@@ -19,9 +19,7 @@ public struct ConsoleLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var all = metadata
-        if let extra = event.metadata { all.merge(extra) { _, new in new } }
-        let pairs = all.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let pairs = merged(metadata, event.metadata).sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let line = "\(isoTimestamp(nowUnixMs())) \(event.level) \(label): \(event.message)\(pairs.isEmpty ? "" : " " + pairs)\n"
         FileHandle.standardError.write(Data(line.utf8))
     }
@@ -51,11 +49,15 @@ public struct ForwardingLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var all = metadata
-        if let extra = event.metadata { all.merge(extra) { _, new in new } }
         sink.receive(level: event.level, label: label, message: "\(event.message)",
-                     metadata: all.mapValues { "\($0)" }, timeUnixMs: nowUnixMs())
+                     metadata: merged(metadata, event.metadata).mapValues { "\($0)" }, timeUnixMs: nowUnixMs())
     }
+}
+
+/// The handler's metadata overlaid with the record's.
+func merged(_ base: Logger.Metadata, _ extra: Logger.Metadata?) -> Logger.Metadata {
+    guard let extra else { return base }
+    return base.merging(extra) { _, new in new }
 }
 
 public func isoTimestamp(_ unixMs: Int64) -> String {

@@ -195,12 +195,6 @@ final class TestCluster: @unchecked Sendable {
         return agent
     }
 
-    struct CLIResult {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
     var clientTLSFlags: [String] { tls.map { ["--tls-ca", $0.cert, "--tls-server-name", "localhost"] } ?? [] }
 
     /// Makes a self-signed certificate for localhost/127.0.0.1 and runs the cluster with TLS.
@@ -220,23 +214,11 @@ final class TestCluster: @unchecked Sendable {
     }
 
     func cli(_ arguments: [String], adminToken token: String? = nil, plainText: Bool = false) throws -> CLIResult {
-        let p = Process()
-        p.executableURL = IntegrationEnvironment.binDir.appendingPathComponent("nebula")
-        p.arguments = arguments + (plainText ? [] : clientTLSFlags)
         var env = ProcessInfo.processInfo.environment
         env["NEBULA_COORDINATOR"] = target
         env["NEBULA_ADMIN_TOKEN"] = token ?? adminToken
-        p.environment = env
-        p.currentDirectoryURL = dir
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                         stderr: String(decoding: e, as: UTF8.self))
+        return try runCaptured(IntegrationEnvironment.binDir.appendingPathComponent("nebula"),
+                               arguments + (plainText ? [] : clientTLSFlags), environment: env, directory: dir)
     }
 
     /// `nebula nodes --json`, keyed by node id.
@@ -269,21 +251,41 @@ final class TestCluster: @unchecked Sendable {
     }
 }
 
+struct CLIResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs a program to its end and captures both outputs (stderr through a file, so a full pipe
+/// cannot stall the program while stdout is being read).
+func runCaptured(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
+                 directory: URL? = nil) throws -> CLIResult {
+    let p = Process()
+    p.executableURL = executable
+    p.arguments = arguments
+    if let environment { p.environment = environment }
+    if let directory { p.currentDirectoryURL = directory }
+    let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("nebula-stderr-\(UUID().uuidString)")
+    guard FileManager.default.createFile(atPath: errPath.path, contents: nil) else {
+        throw HarnessError("cannot create \(errPath.path)")
+    }
+    defer { try? FileManager.default.removeItem(at: errPath) }
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = try FileHandle(forWritingTo: errPath)
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let e = (try? Data(contentsOf: errPath)) ?? Data()
+    return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                     stderr: String(decoding: e, as: UTF8.self))
+}
+
 /// Runs a script of the repository (cluster/lib/pgctl) and returns its stdout.
 @discardableResult
 func runScript(_ path: String, _ arguments: [String]) throws -> String {
-    let p = Process()
-    p.executableURL = IntegrationEnvironment.root.appendingPathComponent(path)
-    p.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else {
-        throw HarnessError("\(path) \(arguments.joined(separator: " ")) failed: \(String(decoding: e, as: UTF8.self))")
-    }
-    return String(decoding: o, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    let r = try runCaptured(IntegrationEnvironment.root.appendingPathComponent(path), arguments)
+    guard r.status == 0 else { throw HarnessError("\(path) \(arguments.joined(separator: " ")) failed: \(r.stderr)") }
+    return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 }
