@@ -82,7 +82,7 @@ struct ClusterTests {
 
         victim.killHard()  // kill -9: no goodbye
         try await cluster.waitForState("victim", "down")
-        #expect(try cluster.state(of: "steady") == "up")
+        try await cluster.waitForState("steady", "up")
         let listing = try cluster.cli(["nodes"])
         #expect(listing.stdout.contains("down*"))
 

@@ -168,7 +168,9 @@ final class TestCluster: @unchecked Sendable {
         self.databaseURL = databaseURL
         try joinToken.write(to: dir.appendingPathComponent("join.token"), atomically: true, encoding: .utf8)
         try adminToken.write(to: dir.appendingPathComponent("admin.token"), atomically: true, encoding: .utf8)
-        detectorFlags = fast ? ["--heartbeat-interval", "250ms", "--suspect-after-missed", "3", "--down-after", "3s"] : []
+        // Fast enough for tests, tolerant enough that a node starved by parallel test load is not
+        // declared dead: SUSPECT after 2 s of silence, DOWN after 5 s.
+        detectorFlags = fast ? ["--heartbeat-interval", "250ms", "--suspect-after-missed", "8", "--down-after", "5s"] : []
     }
 
     var target: String { "127.0.0.1:\(port)" }
