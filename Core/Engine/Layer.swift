@@ -21,11 +21,15 @@ public final class Parameter {
 public protocol Layer: AnyObject {
     func forward(_ input: Tensor, training: Bool) -> Tensor
     func backward(_ gradOutput: Tensor) -> Tensor
+    /// `backward` for a layer whose input needs no gradient (the first layer of a model): adds
+    /// ∂L/∂parameters and may skip computing ∂L/∂input. The default runs `backward` and drops its result.
+    func backwardParameters(_ gradOutput: Tensor)
     var parameters: [Parameter] { get }
 }
 
 extension Layer {
     public var parameters: [Parameter] { [] }
+    public func backwardParameters(_ gradOutput: Tensor) { _ = backward(gradOutput) }
     public func zeroGrad() { parameters.forEach { $0.zeroGrad() } }
 }
 
@@ -41,6 +45,12 @@ public final class Sequential: Layer {
 
     public func backward(_ gradOutput: Tensor) -> Tensor {
         layers.reversed().reduce(gradOutput) { $1.backward($0) }
+    }
+
+    /// Skips ∂L/∂input of the first layer (e.g. a Dense first layer saves one of its three GEMMs).
+    public func backwardParameters(_ gradOutput: Tensor) {
+        guard let first = layers.first else { return }
+        first.backwardParameters(layers.dropFirst().reversed().reduce(gradOutput) { $1.backward($0) })
     }
 
     public var parameters: [Parameter] { layers.flatMap(\.parameters) }
