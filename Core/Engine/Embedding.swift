@@ -97,6 +97,12 @@ public final class Embedding: Layer {
 public final class EmbeddingBag {
     public enum Mode: Sendable { case sum, mean }
 
+    /// How the table starts: PyTorch's N(0, 1) by default; fastText uses U(±1/dimension).
+    public enum Initialization: Sendable {
+        case normal(standardDeviation: Float)
+        case uniform(Float)
+    }
+
     public let count: Int
     public let dimension: Int
     public let mode: Mode
@@ -107,14 +113,30 @@ public final class EmbeddingBag {
     private var offsets: [Int] = []
     private var perSampleWeights: [Float]?
 
-    public init(_ count: Int, _ dimension: Int, mode: Mode = .mean, rng: inout SeededGenerator,
+    public init(_ count: Int, _ dimension: Int, mode: Mode = .mean,
+                initialization: Initialization = .normal(standardDeviation: 1), rng: inout SeededGenerator,
                 name: String = "embedding_bag") {
         precondition(count > 0 && dimension > 0 && count <= Int(Int32.max), "EmbeddingBag: invalid size")
         self.count = count
         self.dimension = dimension
         self.mode = mode
-        weight = Parameter("\(name).weight", Tensor(shape: [count, dimension],
-                                                    storage: (0..<count * dimension).map { _ in rng.nextNormal() }))
+        var values = [Float](repeating: 0, count: count * dimension)
+        values.withUnsafeMutableBufferPointer { v in
+            var i = 0
+            switch initialization {
+            case .normal(let sd):
+                while i < v.count {
+                    v[i] = sd * rng.nextNormal()
+                    i += 1
+                }
+            case .uniform(let bound):
+                while i < v.count {
+                    v[i] = rng.uniform(bound)
+                    i += 1
+                }
+            }
+        }
+        weight = Parameter("\(name).weight", Tensor(shape: [count, dimension], storage: values))
     }
 
     public var parameters: [Parameter] { [weight] }
