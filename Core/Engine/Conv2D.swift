@@ -110,13 +110,18 @@ public final class Conv2D: Layer {
         return out
     }
 
-    public func backward(_ gradOutput: Tensor) -> Tensor {
+    public func backward(_ gradOutput: Tensor) -> Tensor { backward(gradOutput, inputGradient: true) }
+
+    /// Weight and bias gradients only: skips `dcol = Wᵀ·G` and col2im (the first layer of a model).
+    public func backwardParameters(_ gradOutput: Tensor) { _ = backward(gradOutput, inputGradient: false) }
+
+    private func backward(_ gradOutput: Tensor, inputGradient: Bool) -> Tensor {
         guard let x = input else { preconditionFailure("Conv2D.backward without a training forward") }
         let g = geometry(x.shape)
         let batch = x.shape[0], p = g.outPixels, co = outChannels, kk = g.columnRows
         precondition(gradOutput.shape == [batch, co, g.outHeight, g.outWidth],
                      "Conv2D.backward: gradient shape \(gradOutput.shape), expected \([batch, co, g.outHeight, g.outWidth])")
-        var dx = Tensor(zeros: x.shape)
+        var dx = Tensor(zeros: inputGradient ? x.shape : [0])
         let chunk = chunkSize(g, batch: batch)
         let col = columns.reserve(kk * chunk * p), gm = staging.reserve(co * chunk * p)
         let ones = self.ones.reserve(chunk * p, value: 1)
@@ -145,9 +150,11 @@ public final class Conv2D: Layer {
                                     g.im2col(xb.baseAddress! + n0 * g.imageSize, images: nb, into: col)
                                     BLAS.gemm(transA: false, transB: true, m: co, n: kk, k: np, a: gm, lda: np,
                                               b: col, ldb: np, beta: 1, c: dwb.baseAddress!, ldc: kk)
-                                    BLAS.gemm(transA: true, transB: false, m: kk, n: np, k: co, a: wb.baseAddress!,
-                                              lda: kk, b: gm, ldb: np, c: col, ldc: np)
-                                    g.col2im(col, images: nb, into: dxb.baseAddress! + n0 * g.imageSize)
+                                    if inputGradient {
+                                        BLAS.gemm(transA: true, transB: false, m: kk, n: np, k: co, a: wb.baseAddress!,
+                                                  lda: kk, b: gm, ldb: np, c: col, ldc: np)
+                                        g.col2im(col, images: nb, into: dxb.baseAddress! + n0 * g.imageSize)
+                                    }
                                     n0 += nb
                                 }
                             }

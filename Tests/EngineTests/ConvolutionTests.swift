@@ -143,3 +143,21 @@ struct ConvolutionTests {
         #expect(r.maxRelativeError < 2e-2, "\(r)")
     }
 }
+
+@Suite("Conv2D as a first layer")
+struct ConvolutionFirstLayerTests {
+    @Test func backwardParametersMatchesBackward() {
+        var rng = SeededGenerator(seed: 31)
+        let a = Conv2D(2, 3, kernelSize: 3, stride: 2, padding: 1, rng: &rng)
+        var copy = SeededGenerator(seed: 31)
+        let b = Conv2D(2, 3, kernelSize: 3, stride: 2, padding: 1, rng: &copy)
+        let x = randomTensor([3, 2, 6, 5], &rng)
+        let ya = a.forward(x, training: true), yb = b.forward(x, training: true)
+        #expect(ya == yb)
+        let g = randomTensor(ya.shape, &rng)
+        _ = a.backward(g)
+        b.backwardParameters(g)
+        #expect(a.weight.grad == b.weight.grad)
+        #expect(a.bias.grad == b.bias.grad)
+    }
+}
