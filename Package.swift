@@ -60,7 +60,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Coordinator/nebula-coordinator"),
         .target(name: "NebulaCLI",
-                dependencies: ["NebulaCommon", "NebulaRPC", "NebulaModel", "NebulaWire",
+                dependencies: ["NebulaCommon", "NebulaRPC", "NebulaModel", "NebulaWire", "NebulaTraining",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 path: "Coordinator/CLIKit"),
         .executableTarget(name: "nebula", dependencies: ["NebulaCLI"], path: "Coordinator/nebula"),
@@ -81,6 +81,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "bench/Sources/nebula-bench"),
+        .executableTarget(name: "nebula-bench-mlp", dependencies: ["NebulaEngine"], path: "bench/Sources/nebula-bench-mlp"),
 
         // MARK: Tests
         .testTarget(name: "CoreTests",
