@@ -56,15 +56,6 @@ public struct Checkpoint: Sendable, Equatable {
         }
     }
 
-    public struct NamedTensor: Sendable, Equatable {
-        public var name: String
-        public var tensor: Tensor
-        public init(_ name: String, _ tensor: Tensor) {
-            self.name = name
-            self.tensor = tensor
-        }
-    }
-
     public var model: ModelDescription
     public var progress: Progress
     public var parameters: [NamedTensor]

@@ -236,7 +236,7 @@ public enum TrainRunner {
                                                                             worldSize: 1, optimizer: "adam",
                                                                             optimizerStep: optimizer.stepCount),
                                         parameters: network.parameters,
-                                        optimizerState: optimizer.exportState().tensors.map { .init($0.name, $0.tensor) })
+                                        optimizerState: optimizer.exportState().tensors)
             return Outcome(features: xTrain.columns, epochs: epochs, metrics: m, confusion: c, checkpoint: checkpoint)
         }
     }
@@ -318,7 +318,7 @@ public enum TrainRunner {
                                     progress: .init(step: optimizer.stepCount, epoch: epochs, dataPosition: 0, worldSize: 1,
                                                     optimizer: "adam", optimizerStep: optimizer.stepCount),
                                     parameters: network.parameters,
-                                    optimizerState: optimizer.exportState().tensors.map { .init($0.name, $0.tensor) })
+                                    optimizerState: optimizer.exportState().tensors)
         return Outcome(features: side * side, epochs: epochs, metrics: m, confusion: c, checkpoint: checkpoint)
     }
 
