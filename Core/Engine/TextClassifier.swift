@@ -4,6 +4,10 @@
 ///
 /// Encode a data set once with `encode` (tokenising and hashing are the slow part) and feed batches of
 /// the encoded `TextBatch` to `forward`; `forward(texts:)` does both for ad-hoc use.
+///
+/// The defaults (2^18 buckets × 32) are sized for dense gradients (Note [Dense embedding gradients]):
+/// every optimizer step touches the whole table, so buckets × dimension sets the cost of a step. The
+/// featurizer's own default of 2^20 buckets (fastText's scale) wants sparse updates.
 public final class TextClassifier {
     public struct Configuration: Sendable, Equatable {
         public var features: TextFeaturizer.Configuration
@@ -15,7 +19,7 @@ public final class TextClassifier {
         /// Embedding initialisation bound: U(±initBound/dimension), fastText's U(±1/dim) at 1.
         public var initBound: Float
 
-        public init(features: TextFeaturizer.Configuration = .init(), dimension: Int = 64, hidden: Int? = nil,
+        public init(features: TextFeaturizer.Configuration = .init(buckets: 1 << 18), dimension: Int = 32, hidden: Int? = nil,
                     classes: Int, initBound: Float = 1) {
             precondition(dimension > 0 && classes > 1 && (hidden ?? 1) > 0, "TextClassifier: invalid configuration")
             self.features = features
