@@ -199,7 +199,7 @@ struct ConvGeometry {
 
     /// Lowers `images` consecutive NCHW images at `x` into `col[columnRows, images·outPixels]`.
     func im2col(_ x: UnsafePointer<Float>, images: Int, into col: UnsafeMutablePointer<Float>) {
-        let np = images * outPixels, plane = height * width
+        let pixels = outPixels, np = images * pixels, plane = height * width
         var c = 0
         while c < channels {
             var ki = 0
@@ -213,7 +213,7 @@ struct ConvGeometry {
                         let img = x + (n * channels + c) * plane
                         var oh = 0
                         while oh < outHeight {
-                            let dst = row + n * outPixels + oh * outWidth
+                            let dst = row + n * pixels + oh * outWidth
                             let ih = oh * stride - padding + ki
                             if ih < 0 || ih >= height || lo >= hi {
                                 dst.update(repeating: 0, count: outWidth)
@@ -246,7 +246,7 @@ struct ConvGeometry {
 
     /// Adds `col[columnRows, images·outPixels]` back into `images` NCHW images at `dx` (the adjoint of im2col).
     func col2im(_ col: UnsafePointer<Float>, images: Int, into dx: UnsafeMutablePointer<Float>) {
-        let np = images * outPixels, plane = height * width
+        let pixels = outPixels, np = images * pixels, plane = height * width
         var c = 0
         while c < channels {
             var ki = 0
@@ -263,7 +263,7 @@ struct ConvGeometry {
                             while oh < outHeight {
                                 let ih = oh * stride - padding + ki
                                 if ih >= 0 && ih < height {
-                                    let src = row + n * outPixels + oh * outWidth + lo
+                                    let src = row + n * pixels + oh * outWidth + lo
                                     let dst = img + ih * width + (lo * stride - padding + kj)
                                     if stride == 1 {
                                         Conv2D.addInPlace(dst, src, hi - lo)
