@@ -72,23 +72,47 @@ public enum GBDTHistogram {
                     let column = binsBuffer.baseAddress! + f * n
                     let h = histogram + offsets[f] * GBDTHistogramLayout.stride
                     if let rows {
-                        for k in 0..<m {
-                            let b = Int(column[Int(rows[k])]) &* 3
-                            h[b] += og[k]
-                            h[b &+ 1] += oh[k]
-                            h[b &+ 2] += 1
+                        // Bins first, then the adds: the loads of the next rows do not wait on the stores.
+                        var k = 0
+                        while k &+ 4 <= m {
+                            let b0 = Int(column[Int(rows[k])]) &* 3, b1 = Int(column[Int(rows[k &+ 1])]) &* 3
+                            let b2 = Int(column[Int(rows[k &+ 2])]) &* 3, b3 = Int(column[Int(rows[k &+ 3])]) &* 3
+                            add(h, b0, og[k], oh[k])
+                            add(h, b1, og[k &+ 1], oh[k &+ 1])
+                            add(h, b2, og[k &+ 2], oh[k &+ 2])
+                            add(h, b3, og[k &+ 3], oh[k &+ 3])
+                            k &+= 4
+                        }
+                        while k < m {
+                            add(h, Int(column[Int(rows[k])]) &* 3, og[k], oh[k])
+                            k &+= 1
                         }
                     } else {
-                        for k in 0..<m {
-                            let b = Int(column[k]) &* 3
-                            h[b] += og[k]
-                            h[b &+ 1] += oh[k]
-                            h[b &+ 2] += 1
+                        var k = 0
+                        while k &+ 4 <= m {
+                            let b0 = Int(column[k]) &* 3, b1 = Int(column[k &+ 1]) &* 3
+                            let b2 = Int(column[k &+ 2]) &* 3, b3 = Int(column[k &+ 3]) &* 3
+                            add(h, b0, og[k], oh[k])
+                            add(h, b1, og[k &+ 1], oh[k &+ 1])
+                            add(h, b2, og[k &+ 2], oh[k &+ 2])
+                            add(h, b3, og[k &+ 3], oh[k &+ 3])
+                            k &+= 4
+                        }
+                        while k < m {
+                            add(h, Int(column[k]) &* 3, og[k], oh[k])
+                            k &+= 1
                         }
                     }
                 }
             }
         }
+    }
+
+    @inline(__always)
+    private static func add(_ h: UnsafeMutablePointer<Double>, _ b: Int, _ g: Double, _ hess: Double) {
+        h[b] += g
+        h[b &+ 1] += hess
+        h[b &+ 2] += 1
     }
 
     /// The histogram of `rows` (all rows when nil) as a new buffer: `accumulate` into zeros.
