@@ -40,6 +40,7 @@ struct GBDTGrower {
     init(data: GBDTBinnedData, mapper: GBDTBinMapper, constraints: GBDTSplitConstraints, maxLeafNodes: Int?,
          maxDepth: Int?, learningRate: Double) {
         precondition(data.features == mapper.features && data.features > 0, "GBDTGrower: features do not agree")
+        precondition(data.rows < Int(Int32.max), "GBDTGrower: row ids are Int32; shard larger data over ranks")
         self.data = data
         self.mapper = mapper
         self.constraints = constraints

@@ -36,7 +36,8 @@ public struct GBDTParameters: Sendable, Equatable {
 /// Early stopping on a held-out part of the training rows, scored by the loss (scikit-learn's
 /// `early_stopping=True, scoring="loss"`): stop when none of the last `patience` iterations improved the
 /// validation loss by more than `tolerance` over the loss `patience + 1` iterations back. The trees up to
-/// the stopping iteration are kept. The validation rows are a seeded random (not stratified) fraction.
+/// the stopping iteration are kept. The validation rows are a seeded random (not stratified) fraction of
+/// each participant's rows; in distributed training the loss is summed over all participants' held-out rows.
 public struct GBDTEarlyStopping: Sendable, Equatable {
     /// [`validation_fraction`]
     public var validationFraction = 0.1

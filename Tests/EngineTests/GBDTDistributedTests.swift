@@ -101,6 +101,21 @@ struct GBDTDistributedTests {
         #expect(single.trees[0][0].nodes[0].count == data.rows)
     }
 
+    @Test func binaryMatchesSingleProcess() throws {
+        let data = try TabularTestData.load("penguins")
+        let isGentoo = data.labels.map { $0 == 2 ? 1 : 0 }
+        let p = { var p = GBDTParameters(); p.maxIterations = 20; p.minSamplesLeaf = 5; return p }()
+        let edges = GBDTBinMapper.fit(data.x)
+        let single = GBDTModel.fitClassifier(x: data.x, labels: isGentoo, classes: 2, parameters: p)
+        let models = Self.runRanks(2) { rank, collective in
+            let mine = Self.rows(of: rank, ranks: 2, total: data.rows)
+            return GBDTModel.fitClassifier(x: data.x.gatherRows(mine), labels: mine.map { isGentoo[$0] }, classes: 2,
+                                           parameters: p, binMapper: edges, collective: collective)
+        }
+        for model in models { #expect(model == single) }
+        #expect(single.loss == .binaryLogLoss)
+    }
+
     @Test func regressionMatchesSingleProcess() throws {
         let data = try TabularTestData.load("sklearn_diabetes")
         let p = { var p = GBDTParameters(); p.maxIterations = 20; return p }()
