@@ -1,5 +1,7 @@
 /// A small convolutional classifier for NCHW images:
 /// `[Conv(k, padding k/2) → ReLU] × channels.count → MaxPool(pool) → Flatten → Dense(hidden) → ReLU → Dense(classes)`.
+/// Each ReLU is fused into the layer before it (`Conv2D(activation:)`, `FusedDense`); initialisation
+/// is the same as with separate layers.
 ///
 /// The defaults are the 8×8 digits network: Conv(1→32, 3, pad 1) → ReLU → Conv(32→64, 3, pad 1) → ReLU →
 /// MaxPool 2 → Flatten (64·4·4 = 1024) → Dense(1024→128) → ReLU → Dense(128→10).
@@ -41,16 +43,14 @@ public enum CNN {
         var layers: [any Layer] = []
         var cin = c.inputChannels
         for (i, cout) in c.channels.enumerated() {
-            layers.append(Conv2D(cin, cout, kernelSize: c.kernelSize, padding: c.kernelSize / 2, rng: &rng,
-                                 name: "conv\(i + 1)"))
-            layers.append(ReLU())
+            layers.append(Conv2D(cin, cout, kernelSize: c.kernelSize, padding: c.kernelSize / 2, activation: .relu,
+                                 rng: &rng, name: "conv\(i + 1)"))
             cin = cout
         }
         if c.pool > 1 { layers.append(MaxPool2D(kernelSize: c.pool)) }
         layers.append(Flatten())
-        layers.append(Dense(c.flattenedFeatures, c.hidden, rng: &rng, name: "fc1"))
-        layers.append(ReLU())
-        layers.append(Dense(c.hidden, c.classes, rng: &rng, name: "fc2"))
+        layers.append(FusedDense(c.flattenedFeatures, c.hidden, activation: .relu, rng: &rng, name: "fc1"))
+        layers.append(FusedDense(c.hidden, c.classes, rng: &rng, name: "fc2"))
         return Sequential(layers)
     }
 }

@@ -1,24 +1,30 @@
 /// 2-D convolution over NCHW input `[batch, inChannels, height, width]` with a square `kernelSize`,
-/// `stride` and zero `padding`; output `[batch, outChannels, outHeight, outWidth]` with
-/// `out = (in + 2·padding − kernelSize) / stride + 1` (floor), as PyTorch's `Conv2d`.
+/// `stride` and zero `padding`, followed by an optional fused element-wise `activation`; output
+/// `[batch, outChannels, outHeight, outWidth]` with `out = (in + 2·padding − kernelSize) / stride + 1`
+/// (floor), as PyTorch's `Conv2d` (then the activation).
 ///
 /// The weight is `[outChannels, inChannels, k, k]` (PyTorch's layout), initialised like PyTorch:
-/// U(±1/√(inChannels·k·k)) for weight and bias.
+/// U(±1/√(inChannels·k·k)) for weight and bias, so `Conv2D(…, activation: .relu)` computes what
+/// `Sequential([Conv2D(…), ReLU()])` computes.
 ///
 /// // Note [Conv2D as one GEMM per chunk]
 /// Forward lowers a chunk of images to columns, `col[(c·k + i)·k + j, n·P + p]` (P = output pixels per
 /// image), and does one `W[out, cin·k·k] · col` sgemm for the whole chunk, then moves each image's
-/// `[out, P]` block into NCHW order. Backward builds `G[out, chunk·P]` from the output gradient the same
-/// way: `dW += G · colᵀ`, `db += G · 1`, `dcol = Wᵀ · G`, and col2im scatters `dcol` into the input
-/// gradient. A chunk holds at most `maxColumnElements` column values (whole images, at least one), so
-/// large batches or images do not allocate unbounded scratch. Forward keeps only the input; backward
-/// lowers it again (cheap next to the GEMMs) instead of keeping every chunk's columns.
+/// `[out, P]` block into NCHW order, adding the bias and applying the activation in the same pass.
+/// Backward builds `G[out, chunk·P]` from the output gradient the same way (times f′ of the
+/// activation): `dW += G · colᵀ`, `db += G · 1`, `dcol = Wᵀ · G`, and col2im scatters `dcol` into the
+/// input gradient. A chunk holds at most `maxColumnElements` column values (whole images, at least
+/// one), so large batches or images do not allocate unbounded scratch. Forward keeps the input (and
+/// the output, for f′). When the batch is one chunk, backward reuses the forward's columns; otherwise
+/// it lowers each chunk again (cheap next to the GEMMs) instead of keeping every chunk's columns. Output and input-gradient buffers are reused across batches as in
+/// `FusedDense` (Note [Buffer reuse] in FusedDense.swift).
 public final class Conv2D: Layer {
     public let inChannels: Int
     public let outChannels: Int
     public let kernelSize: Int
     public let stride: Int
     public let padding: Int
+    public let activation: Activation
     /// `[outChannels, inChannels, kernelSize, kernelSize]`.
     public let weight: Parameter
     /// `[outChannels]`.
@@ -27,12 +33,18 @@ public final class Conv2D: Layer {
     public var maxColumnElements: Int = 1 << 22
 
     private var input: Tensor?
+    private var out = Tensor(zeros: [0])
+    /// Pre-activation, kept only when f′ needs it (GELU).
+    private var pre = Tensor(zeros: [0])
+    private var dx = Tensor(zeros: [0])
     private let columns = ScratchBuffer()
+    /// Whether `columns` still holds the lowered input of the last training forward (one chunk only).
+    private var columnsHoldInput = false
     private let staging = ScratchBuffer()
     private let ones = ScratchBuffer()
 
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-                rng: inout SeededGenerator, name: String = "conv") {
+                activation: Activation = .identity, rng: inout SeededGenerator, name: String = "conv") {
         precondition(inChannels > 0 && outChannels > 0 && kernelSize > 0 && stride > 0 && padding >= 0,
                      "Conv2D: invalid configuration")
         self.inChannels = inChannels
@@ -40,6 +52,7 @@ public final class Conv2D: Layer {
         self.kernelSize = kernelSize
         self.stride = stride
         self.padding = padding
+        self.activation = activation
         let fanIn = inChannels * kernelSize * kernelSize
         let bound = 1 / Float(fanIn).squareRoot()
         weight = Parameter("\(name).weight",
@@ -63,9 +76,8 @@ public final class Conv2D: Layer {
                      "Conv2D expects [batch, \(inChannels), height, width], got \(shape)")
         let (oh, ow) = outputSize(height: shape[2], width: shape[3])
         precondition(oh > 0 && ow > 0, "Conv2D: input \(shape) is smaller than the kernel")
-        let g = ConvGeometry(channels: inChannels, height: shape[2], width: shape[3], kernel: kernelSize,
-                         stride: stride, padding: padding, outHeight: oh, outWidth: ow)
-        return g
+        return ConvGeometry(channels: inChannels, height: shape[2], width: shape[3], kernel: kernelSize,
+                            stride: stride, padding: padding, outHeight: oh, outWidth: ow)
     }
 
     private func chunkSize(_ g: ConvGeometry, batch: Int) -> Int {
@@ -75,35 +87,45 @@ public final class Conv2D: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let g = geometry(x.shape)
         let batch = x.shape[0], p = g.outPixels, co = outChannels, kk = g.columnRows
-        var out = Tensor(zeros: [batch, co, g.outHeight, g.outWidth])
+        let shape = [batch, co, g.outHeight, g.outWidth]
+        if out.shape != shape { out = Tensor(zeros: shape) }
+        let f = activation
+        let keepPre = training && !f.derivativeFromOutput
+        if keepPre && pre.shape != shape { pre = Tensor(zeros: shape) }
         let chunk = chunkSize(g, batch: batch)
         let col = columns.reserve(kk * chunk * p), staged = staging.reserve(co * chunk * p)
+        columnsHoldInput = training && chunk == batch
         x.storage.withUnsafeBufferPointer { xb in
-            out.storage.withUnsafeMutableBufferPointer { ob in
-                weight.value.storage.withUnsafeBufferPointer { wb in
-                    bias.value.storage.withUnsafeBufferPointer { bb in
-                        var n0 = 0
-                        while n0 < batch {
-                            let nb = min(chunk, batch - n0), np = nb * p
-                            g.im2col(xb.baseAddress! + n0 * g.imageSize, images: nb, into: col)
-                            BLAS.gemm(transA: false, transB: false, m: co, n: np, k: kk, a: wb.baseAddress!, lda: kk,
-                                      b: col, ldb: np, c: staged, ldc: np)
-                            // [out, nb·P] → nb × [out, P], adding the bias.
+            weight.value.storage.withUnsafeBufferPointer { wb in
+                var n0 = 0
+                while n0 < batch {
+                    let nb = min(chunk, batch - n0), np = nb * p
+                    g.im2col(xb.baseAddress! + n0 * g.imageSize, images: nb, into: col)
+                    BLAS.gemm(transA: false, transB: false, m: co, n: np, k: kk, a: wb.baseAddress!, lda: kk,
+                              b: col, ldb: np, c: staged, ldc: np)
+                    n0 += nb
+                    // [out, nb·P] → nb × [out, P], with bias and activation.
+                    out.storage.withUnsafeMutableBufferPointer { ob in
+                        bias.value.storage.withUnsafeBufferPointer { bb in
                             var n = 0
                             while n < nb {
-                                let dst = ob.baseAddress! + (n0 + n) * co * p
+                                let dst = ob.baseAddress! + (n0 - nb + n) * co * p
                                 var c = 0
                                 while c < co {
-                                    (dst + c * p).update(repeating: bb[c], count: p)
-                                    Conv2D.addInPlace(dst + c * p, staged + c * np + n * p, p)
+                                    Conv2D.copyAddingBias(staged + c * np + n * p, bb[c], into: dst + c * p, p)
                                     c += 1
                                 }
                                 n += 1
                             }
-                            n0 += nb
                         }
                     }
                 }
+            }
+        }
+        if f != .identity {
+            if keepPre { pre.storage = out.storage }
+            out.storage.withUnsafeMutableBufferPointer { ob in
+                ActivationKernels.forward(f, ob.baseAddress!, ob.baseAddress!, ob.count)
             }
         }
         input = training ? x : nil
@@ -119,43 +141,60 @@ public final class Conv2D: Layer {
         guard let x = input else { preconditionFailure("Conv2D.backward without a training forward") }
         let g = geometry(x.shape)
         let batch = x.shape[0], p = g.outPixels, co = outChannels, kk = g.columnRows
-        precondition(gradOutput.shape == [batch, co, g.outHeight, g.outWidth],
+        precondition(gradOutput.shape == [batch, co, g.outHeight, g.outWidth] && out.shape == gradOutput.shape,
                      "Conv2D.backward: gradient shape \(gradOutput.shape), expected \([batch, co, g.outHeight, g.outWidth])")
-        var dx = Tensor(zeros: inputGradient ? x.shape : [0])
+        if inputGradient {
+            if dx.shape != x.shape { dx = Tensor(zeros: x.shape) } else { dx.fill(0) }
+        }
+        let f = activation, fromOutput = f.derivativeFromOutput
         let chunk = chunkSize(g, batch: batch)
         let col = columns.reserve(kk * chunk * p), gm = staging.reserve(co * chunk * p)
         let ones = self.ones.reserve(chunk * p, value: 1)
         x.storage.withUnsafeBufferPointer { xb in
             gradOutput.storage.withUnsafeBufferPointer { gb in
-                dx.storage.withUnsafeMutableBufferPointer { dxb in
-                    weight.value.storage.withUnsafeBufferPointer { wb in
-                        weight.grad.storage.withUnsafeMutableBufferPointer { dwb in
-                            bias.grad.storage.withUnsafeMutableBufferPointer { dbb in
-                                var n0 = 0
-                                while n0 < batch {
-                                    let nb = min(chunk, batch - n0), np = nb * p
-                                    // G[out, nb·P] from nb × [out, P].
-                                    var n = 0
-                                    while n < nb {
-                                        let src = gb.baseAddress! + (n0 + n) * co * p
-                                        var c = 0
-                                        while c < co {
-                                            (gm + c * np + n * p).update(from: src + c * p, count: p)
-                                            c += 1
+                out.storage.withUnsafeBufferPointer { yb in
+                    pre.storage.withUnsafeBufferPointer { zb in
+                        weight.value.storage.withUnsafeBufferPointer { wb in
+                            weight.grad.storage.withUnsafeMutableBufferPointer { dwb in
+                                bias.grad.storage.withUnsafeMutableBufferPointer { dbb in
+                                    var n0 = 0
+                                    while n0 < batch {
+                                        let nb = min(chunk, batch - n0), np = nb * p
+                                        // G[out, nb·P] = f′ ⊙ ∂L/∂y, from nb × [out, P].
+                                        var n = 0
+                                        while n < nb {
+                                            let o = (n0 + n) * co * p
+                                            var c = 0
+                                            while c < co {
+                                                let d = gm + c * np + n * p, at = o + c * p
+                                                if f == .identity {
+                                                    d.update(from: gb.baseAddress! + at, count: p)
+                                                } else {
+                                                    ActivationKernels.backward(
+                                                        f, x: fromOutput ? nil : zb.baseAddress! + at,
+                                                        y: fromOutput ? yb.baseAddress! + at : nil,
+                                                        gb.baseAddress! + at, d, p)
+                                                }
+                                                c += 1
+                                            }
+                                            n += 1
                                         }
-                                        n += 1
+                                        BLAS.gemv(trans: false, m: co, n: np, a: gm, lda: np, x: ones, beta: 1,
+                                                  y: dbb.baseAddress!)
+                                        if !columnsHoldInput {
+                                            g.im2col(xb.baseAddress! + n0 * g.imageSize, images: nb, into: col)
+                                        }
+                                        BLAS.gemm(transA: false, transB: true, m: co, n: kk, k: np, a: gm, lda: np,
+                                                  b: col, ldb: np, beta: 1, c: dwb.baseAddress!, ldc: kk)
+                                        if inputGradient {
+                                            BLAS.gemm(transA: true, transB: false, m: kk, n: np, k: co, a: wb.baseAddress!,
+                                                      lda: kk, b: gm, ldb: np, c: col, ldc: np)
+                                            dx.storage.withUnsafeMutableBufferPointer { dxb in
+                                                g.col2im(col, images: nb, into: dxb.baseAddress! + n0 * g.imageSize)
+                                            }
+                                        }
+                                        n0 += nb
                                     }
-                                    BLAS.gemv(trans: false, m: co, n: np, a: gm, lda: np, x: ones, beta: 1,
-                                              y: dbb.baseAddress!)
-                                    g.im2col(xb.baseAddress! + n0 * g.imageSize, images: nb, into: col)
-                                    BLAS.gemm(transA: false, transB: true, m: co, n: kk, k: np, a: gm, lda: np,
-                                              b: col, ldb: np, beta: 1, c: dwb.baseAddress!, ldc: kk)
-                                    if inputGradient {
-                                        BLAS.gemm(transA: true, transB: false, m: kk, n: np, k: co, a: wb.baseAddress!,
-                                                  lda: kk, b: gm, ldb: np, c: col, ldc: np)
-                                        g.col2im(col, images: nb, into: dxb.baseAddress! + n0 * g.imageSize)
-                                    }
-                                    n0 += nb
                                 }
                             }
                         }
@@ -164,7 +203,19 @@ public final class Conv2D: Layer {
             }
         }
         input = nil
-        return dx
+        columnsHoldInput = false
+        pre = Tensor(zeros: [0])
+        return inputGradient ? dx : Tensor(zeros: [0])
+    }
+
+    /// d[i] = s[i] + b.
+    @inline(__always)
+    static func copyAddingBias(_ s: UnsafePointer<Float>, _ b: Float, into d: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        while i < n {
+            d[i] = s[i] + b
+            i += 1
+        }
     }
 
     @inline(__always)
@@ -197,6 +248,27 @@ struct ConvGeometry {
         return (min(lo, outWidth), max(hi, min(lo, outWidth)))
     }
 
+    /// Rows of a lowered image are short (the output width), where a plain loop beats a memmove call.
+    @inline(__always)
+    static func copy(_ s: UnsafePointer<Float>, into d: UnsafeMutablePointer<Float>, _ n: Int) {
+        if n >= 32 { return d.update(from: s, count: n) }
+        var i = 0
+        while i < n {
+            d[i] = s[i]
+            i += 1
+        }
+    }
+
+    @inline(__always)
+    static func zero(_ d: UnsafeMutablePointer<Float>, _ n: Int) {
+        if n >= 32 { return d.update(repeating: 0, count: n) }
+        var i = 0
+        while i < n {
+            d[i] = 0
+            i += 1
+        }
+    }
+
     /// Lowers `images` consecutive NCHW images at `x` into `col[columnRows, images·outPixels]`.
     func im2col(_ x: UnsafePointer<Float>, images: Int, into col: UnsafeMutablePointer<Float>) {
         let pixels = outPixels, np = images * pixels, plane = height * width
@@ -216,12 +288,12 @@ struct ConvGeometry {
                             let dst = row + n * pixels + oh * outWidth
                             let ih = oh * stride - padding + ki
                             if ih < 0 || ih >= height || lo >= hi {
-                                dst.update(repeating: 0, count: outWidth)
+                                ConvGeometry.zero(dst, outWidth)
                             } else {
-                                if lo > 0 { dst.update(repeating: 0, count: lo) }
+                                if lo > 0 { ConvGeometry.zero(dst, lo) }
                                 let src = img + ih * width + (lo * stride - padding + kj)
                                 if stride == 1 {
-                                    (dst + lo).update(from: src, count: hi - lo)
+                                    ConvGeometry.copy(src, into: dst + lo, hi - lo)
                                 } else {
                                     var ow = lo, s = 0
                                     while ow < hi {
@@ -230,7 +302,7 @@ struct ConvGeometry {
                                         s += stride
                                     }
                                 }
-                                if hi < outWidth { (dst + hi).update(repeating: 0, count: outWidth - hi) }
+                                if hi < outWidth { ConvGeometry.zero(dst + hi, outWidth - hi) }
                             }
                             oh += 1
                         }

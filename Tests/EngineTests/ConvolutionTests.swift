@@ -161,3 +161,44 @@ struct ConvolutionFirstLayerTests {
         #expect(a.bias.grad == b.bias.grad)
     }
 }
+
+@Suite("Conv2D with a fused activation")
+struct ConvolutionActivationTests {
+    /// Fused and separate layers start from the same generator state, so they hold the same weights.
+    @Test(arguments: [Activation.relu, .tanh, .sigmoid, .gelu])
+    func fusedMatchesSeparateLayers(_ f: Activation) throws {
+        var r1 = SeededGenerator(seed: 40), r2 = SeededGenerator(seed: 40)
+        let fused = Conv2D(2, 3, kernelSize: 3, padding: 1, activation: f, rng: &r1)
+        let plain = Conv2D(2, 3, kernelSize: 3, padding: 1, rng: &r2)
+        let separate = Sequential([plain, try #require(f.makeLayer())])
+        let x = randomTensor([2, 2, 5, 4], &r1)
+        let a = fused.forward(x, training: true), b = separate.forward(x, training: true)
+        #expect(zip(a.storage, b.storage).allSatisfy { abs($0 - $1) <= 1e-6 })
+        let g = randomTensor(a.shape, &r1)
+        let da = fused.backward(g), db = separate.backward(g)
+        #expect(zip(da.storage, db.storage).allSatisfy { abs($0 - $1) <= 1e-5 })
+        #expect(zip(fused.weight.grad.storage, plain.weight.grad.storage).allSatisfy { abs($0 - $1) <= 1e-5 })
+        #expect(zip(fused.bias.grad.storage, plain.bias.grad.storage).allSatisfy { abs($0 - $1) <= 1e-5 })
+    }
+
+    /// Smooth activations only: ReLU's kink is covered by the comparison above.
+    @Test(arguments: [Activation.tanh, .sigmoid, .gelu])
+    func fusedGradients(_ f: Activation) {
+        var rng = SeededGenerator(seed: 41)
+        let conv = Conv2D(2, 2, kernelSize: 3, stride: 2, padding: 1, activation: f, rng: &rng)
+        let x = randomTensor([2, 2, 5, 6], &rng)
+        let r = GradientCheck.check(conv, input: x)
+        #expect(r.maxRelativeError < 1e-2, "\(r)")
+    }
+
+    /// The layer reuses its output buffer; a tensor the caller still holds must not change.
+    @Test func heldOutputsAreNotOverwritten() {
+        var rng = SeededGenerator(seed: 42)
+        let conv = Conv2D(1, 2, kernelSize: 3, padding: 1, activation: .relu, rng: &rng)
+        let x1 = randomTensor([1, 1, 4, 4], &rng), x2 = randomTensor([1, 1, 4, 4], &rng)
+        let y1 = conv.forward(x1, training: false)
+        let copy = y1.storage
+        _ = conv.forward(x2, training: false)
+        #expect(y1.storage == copy)
+    }
+}
