@@ -37,11 +37,11 @@ public final class Conv2D: Layer {
     /// Pre-activation, kept only when f′ needs it (GELU).
     private var pre = Tensor(zeros: [0])
     private var dx = Tensor(zeros: [0])
-    private let columns = ScratchBuffer()
+    private let columns = LayerScratchBuffer()
     /// Whether `columns` still holds the lowered input of the last training forward (one chunk only).
     private var columnsHoldInput = false
-    private let staging = ScratchBuffer()
-    private let ones = ScratchBuffer()
+    private let staging = LayerScratchBuffer()
+    private let ones = LayerScratchBuffer()
 
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 activation: Activation = .identity, rng: inout SeededGenerator, name: String = "conv") {
@@ -104,7 +104,7 @@ public final class Conv2D: Layer {
                     BLAS.gemm(transA: false, transB: false, m: co, n: np, k: kk, a: wb.baseAddress!, lda: kk,
                               b: col, ldb: np, c: staged, ldc: np)
                     n0 += nb
-                    // [out, nb·P] → nb × [out, P], with bias and activation.
+                    // [out, nb·P] → nb × [out, P], adding the bias (the activation follows in one pass).
                     out.storage.withUnsafeMutableBufferPointer { ob in
                         bias.value.storage.withUnsafeBufferPointer { bb in
                             var n = 0
@@ -364,7 +364,7 @@ struct ConvGeometry {
 
 /// A growable Float scratch buffer a layer owns and reuses between calls (no per-call allocation once
 /// warm). Not thread-safe: like the layer that owns it, it belongs to one training loop.
-final class ScratchBuffer {
+final class LayerScratchBuffer {
     private var pointer: UnsafeMutablePointer<Float>?
     private var capacity = 0
     private var filledWith: Float?
