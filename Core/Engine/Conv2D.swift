@@ -10,7 +10,7 @@
 /// // Note [Conv2D as one GEMM per chunk]
 /// Forward lowers a chunk of images to columns, `col[(c·k + i)·k + j, n·P + p]` (P = output pixels per
 /// image), and does one `W[out, cin·k·k] · col` sgemm for the whole chunk, then moves each image's
-/// `[out, P]` block into NCHW order, adding the bias and applying the activation in the same pass.
+/// `[out, P]` block into NCHW order, adding the bias; the activation follows in one pass over the output.
 /// Backward builds `G[out, chunk·P]` from the output gradient the same way (times f′ of the
 /// activation): `dW += G · colᵀ`, `db += G · 1`, `dcol = Wᵀ · G`, and col2im scatters `dcol` into the
 /// input gradient. A chunk holds at most `maxColumnElements` column values (whole images, at least
