@@ -36,7 +36,7 @@ enum ActivationKernels {
             let zero = SIMD8<Float>(repeating: 0)
             while i + 8 <= n {
                 let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(y + i).storeBytes(of: pointwiseMax(v, zero), as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(y + i).storeBytes(of: v.replacing(with: zero, where: v .< zero), as: SIMD8<Float>.self)
                 i += 8
             }
             while i < n { y[i] = max(x[i], 0); i += 1 }

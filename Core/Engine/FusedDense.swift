@@ -142,7 +142,7 @@ public final class FusedDense: Layer {
             if f == .relu {
                 while j + 8 <= n {
                     let v = UnsafeRawPointer(row + j).loadUnaligned(as: V.self) + UnsafeRawPointer(b + j).loadUnaligned(as: V.self)
-                    UnsafeMutableRawPointer(row + j).storeBytes(of: pointwiseMax(v, zero), as: V.self)
+                    UnsafeMutableRawPointer(row + j).storeBytes(of: v.replacing(with: zero, where: v .< zero), as: V.self)
                     j += 8
                 }
                 while j < n { row[j] = max(row[j] + b[j], 0); j += 1 }

@@ -144,7 +144,7 @@ public final class SGD: Optimizer {
 ///     m = m + (1 − β₁)(g − m);  v = β₂v + (1 − β₂)g²
 ///     p = p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
 ///
-/// One fused SIMD pass per parameter over p, grad, m and v.
+/// One fused SIMD pass per parameter over p, grad, m and v (Note [Vector square root] in SIMDMath.swift).
 public class Adam: Optimizer {
     public let parameters: [Parameter]
     public var learningRate: Float
@@ -176,7 +176,9 @@ public class Adam: Optimizer {
         let t = Double(stepCount)
         let bc1 = 1 - pow(Double(beta1), t), bc2 = 1 - pow(Double(beta2), t)
         let lr = learningRate
-        let stepSize = Float(Double(lr) / bc1), bc2Sqrt = Float(bc2.squareRoot())
+        // Note [Adam denominator]: PyTorch divides √v by √(1 − β₂ᵗ); multiplying by the reciprocal saves a
+        // vector division per element and differs by at most an ulp or so.
+        let stepSize = Float(Double(lr) / bc1), invBc2Sqrt = Float(1 / bc2.squareRoot())
         let shrink: Float = decoupledWeightDecay ? 1 - lr * weightDecay : 1
         let l2: Float = decoupledWeightDecay ? 0 : weightDecay
         for k in parameters.indices {
@@ -187,7 +189,7 @@ public class Adam: Optimizer {
                         v[k].withUnsafeMutableBufferPointer { vb in
                             Adam.update(w.baseAddress!, g.baseAddress!, mb.baseAddress!, vb.baseAddress!, w.count,
                                         shrink: shrink, l2: l2, beta1: beta1, beta2: beta2, stepSize: stepSize,
-                                        bc2Sqrt: bc2Sqrt, epsilon: epsilon)
+                                        invBc2Sqrt: invBc2Sqrt, epsilon: epsilon)
                         }
                     }
                 }
@@ -199,13 +201,13 @@ public class Adam: Optimizer {
     private static func update(_ w: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>,
                                _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>, _ n: Int,
                                shrink: Float, l2: Float, beta1: Float, beta2: Float, stepSize: Float,
-                               bc2Sqrt: Float, epsilon: Float) {
+                               invBc2Sqrt: Float, epsilon: Float) {
         let a1 = 1 - beta1, a2 = 1 - beta2
         var i = 0
         typealias V = SIMD8<Float>
         let vShrink = V(repeating: shrink), vL2 = V(repeating: l2), vA1 = V(repeating: a1)
         let vB2 = V(repeating: beta2), vA2 = V(repeating: a2), vStep = V(repeating: stepSize)
-        let vBc2 = V(repeating: bc2Sqrt), vEps = V(repeating: epsilon)
+        let vBc2 = V(repeating: invBc2Sqrt), vEps = V(repeating: epsilon)
         while i + 8 <= n {
             var p = UnsafeRawPointer(w + i).loadUnaligned(as: V.self)
             var d = UnsafeRawPointer(g + i).loadUnaligned(as: V.self)
@@ -215,7 +217,7 @@ public class Adam: Optimizer {
             d = d + vL2 * p
             mm = mm + vA1 * (d - mm)
             vv = vv * vB2 + vA2 * d * d
-            p = p - vStep * mm / (vv.squareRoot() / vBc2 + vEps)
+            p = p - vStep * (mm / (SIMDMath.squareRoot(vv) * vBc2 + vEps))
             UnsafeMutableRawPointer(w + i).storeBytes(of: p, as: V.self)
             UnsafeMutableRawPointer(m + i).storeBytes(of: mm, as: V.self)
             UnsafeMutableRawPointer(v + i).storeBytes(of: vv, as: V.self)
@@ -226,7 +228,7 @@ public class Adam: Optimizer {
             let d = g[i] + l2 * p
             m[i] += a1 * (d - m[i])
             v[i] = v[i] * beta2 + a2 * d * d
-            p -= stepSize * m[i] / (v[i].squareRoot() / bc2Sqrt + epsilon)
+            p -= stepSize * (m[i] / (v[i].squareRoot() * invBc2Sqrt + epsilon))
             w[i] = p
             i += 1
         }
