@@ -58,12 +58,15 @@ if [[ "$(cat "$data/STAMP" 2>/dev/null)" != "rows=$rows" ]]; then
   "$py" bench/mlp_synth_data.py "$baselines" "$data" --rows "$rows"
 fi
 
-info "building nebula-bench-mlp (release, scratch path $scratch)"
-swift build -c release --scratch-path "$scratch" --product nebula-bench-mlp >/dev/null
-bin=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
-
 out=$(mktemp -d /tmp/nebula-mlp-bench.XXXXXX)
 trap 'rm -rf "$out"' EXIT
+info "building nebula-bench-mlp (release, scratch path $scratch)"
+if ! swift build -c release --scratch-path "$scratch" --product nebula-bench-mlp >"$out/build.log" 2>&1; then
+  cat "$out/build.log" >&2
+  echo "mlp-throughput: build failed" >&2
+  exit 1
+fi
+bin=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
 # shellcheck disable=SC2086  # thread list is word-split on purpose
 for ((r = 1; r <= rounds; r++)); do
   info "round $r/$rounds: Nebula (threads $threads, $epochs epochs; load $(cut -d' ' -f1 /proc/loadavg))"

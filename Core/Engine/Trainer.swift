@@ -197,21 +197,22 @@ public final class Trainer<L: Loss> where L.Target: BatchGatherable {
     }
 
     /// The model's outputs (evaluation mode) for every row of `x`, computed `batchSize` rows at a time.
-    public func predict(_ x: Tensor, batchSize: Int = 1024) -> Tensor {
-        Trainer.predict(model, x, batchSize: batchSize)
-    }
+    public func predict(_ x: Tensor, batchSize: Int = 1024) -> Tensor { model.predict(x, batchSize: batchSize) }
 
     /// The arg-max class of each row of the model's outputs.
     public func predictClasses(_ x: Tensor, batchSize: Int = 1024) -> [Int] {
-        Trainer.argmaxRows(predict(x, batchSize: batchSize))
+        predict(x, batchSize: batchSize).argmaxRows()
     }
 
     /// The loss over all of `x` (evaluation mode).
     public func evaluate(_ x: Tensor, _ y: L.Target, batchSize: Int = 1024) -> Float {
         loss(predict(x, batchSize: batchSize), y).value
     }
+}
 
-    public static func predict(_ model: any Layer, _ x: Tensor, batchSize: Int = 1024) -> Tensor {
+extension Layer {
+    /// Outputs (evaluation mode) for every row of `x`, `batchSize` rows per forward, into one [rows, outputs] tensor.
+    public func predict(_ x: Tensor, batchSize: Int = 1024) -> Tensor {
         precondition(batchSize > 0, "batch size must be positive")
         let n = x.rows
         var batch = Tensor.emptyBatch()
@@ -223,7 +224,7 @@ public final class Trainer<L: Loss> where L.Target: BatchGatherable {
             let count = min(batchSize, n - first)
             for i in 0..<count { indices[i] = first + i }
             indices.withUnsafeBufferPointer { x.gather(UnsafeBufferPointer(rebasing: $0[0..<count]), into: &batch) }
-            let out = model.forward(batch, training: false)
+            let out = forward(batch, training: false)
             if result.isEmpty {
                 width = out.columns
                 result.reserveCapacity(n * width)
@@ -233,12 +234,15 @@ public final class Trainer<L: Loss> where L.Target: BatchGatherable {
         }
         return Tensor(shape: [n, width], storage: result)
     }
+}
 
-    public static func argmaxRows(_ t: Tensor) -> [Int] {
-        let c = t.columns
-        guard c > 0 else { return [Int](repeating: 0, count: t.rows) }
-        return t.storage.withUnsafeBufferPointer { p in
-            (0..<t.rows).map { r in
+extension Tensor {
+    /// The column index of each row's largest value (the first one on ties).
+    public func argmaxRows() -> [Int] {
+        let c = columns
+        guard c > 0 else { return [Int](repeating: 0, count: rows) }
+        return storage.withUnsafeBufferPointer { p in
+            (0..<rows).map { r in
                 var best = 0
                 for j in 1..<c where p[r * c + j] > p[r * c + best] { best = j }
                 return best
