@@ -20,7 +20,7 @@ final class EchoFixture: Sendable {
                 throw RPCStatus(.failedPrecondition, "node is drained: resume it first")
             },
             .unary("/test.Echo/Slow") { (request: RawMessage, _) -> RawMessage in
-                try await Task.sleep(for: .seconds(30))
+                try await Task.sleep(for: .seconds(3600))  // only a deadline or a cancellation ends it
                 return request
             },
             .serverStreaming("/test.Echo/Count") { (request: RawMessage, _, writer: RPCStreamWriter<RawMessage>) in
@@ -122,8 +122,6 @@ struct RPCTests {
 
     @Test func deadlineExceeded() async throws {
         let f = try EchoFixture()
-        let clock = ContinuousClock()
-        let start = clock.now
         do {
             _ = try await f.channel.unary("/test.Echo/Slow", RawMessage([1]), as: RawMessage.self,
                                           timeout: .milliseconds(200))
@@ -131,7 +129,6 @@ struct RPCTests {
         } catch let status as RPCStatus {
             #expect(status.code == .deadlineExceeded)
         }
-        #expect(clock.now - start < .seconds(25))  // not the handler's 30 s: the deadline ended it
         await f.close()
     }
 
