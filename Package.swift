@@ -49,6 +49,9 @@ let package = Package(
         .target(name: "NebulaSystem",
                 dependencies: ["CGRPC", "CProtobufC", "CMPI", "CMPIShims", "COpenBLAS", "CPostgres", "CCurl", "CCurlShims"],
                 path: "Core/System"),
+        .target(name: "NebulaHTTP",
+                dependencies: ["CCurl", "CCurlShims", "NebulaCommon", .product(name: "Logging", package: "swift-log")],
+                path: "Core/HTTP"),
 
         // MARK: Coordinator, CLI
         .target(name: "NebulaCoordinator",
