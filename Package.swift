@@ -14,6 +14,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // MARK: C system modules (flags only) and shims (what Swift cannot import)
@@ -52,6 +53,9 @@ let package = Package(
         .target(name: "NebulaHTTP",
                 dependencies: ["CCurl", "CCurlShims", "NebulaCommon", .product(name: "Logging", package: "swift-log")],
                 path: "Core/HTTP"),
+        .target(name: "NebulaArchive",
+                dependencies: ["NebulaCommon", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                path: "Core/Archive"),
 
         // MARK: Coordinator, CLI
         .target(name: "NebulaCoordinator",
