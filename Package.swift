@@ -107,5 +107,7 @@ let package = Package(
         .testTarget(name: "IntegrationTests",
                     dependencies: ["NebulaRPC", "NebulaWire", "NebulaModel", "NebulaStore", "NebulaCommon"],
                     path: "Tests/IntegrationTests"),
+        .testTarget(name: "HTTPArchiveTests", dependencies: ["NebulaHTTP", "NebulaArchive", "NebulaCommon"],
+                    path: "Tests/HTTPArchiveTests"),
     ]
 )
