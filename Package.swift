@@ -46,6 +46,7 @@ let package = Package(
                 path: "Core/Wire"),
         .target(name: "NebulaEngine", dependencies: ["COpenBLAS", "NebulaCommon"], path: "Core/Engine",
                 linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "NebulaDataset", dependencies: ["NebulaCommon", "NebulaEngine"], path: "Core/Dataset"),
         .target(name: "NebulaTraining", dependencies: ["NebulaEngine", "NebulaCommon"], path: "Core/Training"),
         .target(name: "NebulaSystem",
                 dependencies: ["CGRPC", "CProtobufC", "CMPI", "CMPIShims", "COpenBLAS", "CPostgres", "CCurl", "CCurlShims"],
@@ -88,6 +89,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "bench/Sources/nebula-bench"),
+        .executableTarget(name: "nebula-bench-csv", dependencies: ["NebulaDataset"], path: "bench/Sources/nebula-bench-csv"),
         .executableTarget(name: "nebula-bench-mlp", dependencies: ["NebulaEngine"], path: "bench/Sources/nebula-bench-mlp"),
 
         // MARK: Tests
@@ -100,6 +102,7 @@ let package = Package(
                                    "NebulaWire", "NebulaCommon"],
                     path: "Tests/CoordinatorTests"),
         .testTarget(name: "EngineTests", dependencies: ["NebulaEngine", "NebulaCommon"], path: "Tests/EngineTests"),
+        .testTarget(name: "DatasetTests", dependencies: ["NebulaDataset", "NebulaCommon"], path: "Tests/DatasetTests"),
         .testTarget(name: "TrainingTests", dependencies: ["NebulaTraining", "NebulaEngine"], path: "Tests/TrainingTests"),
         .testTarget(name: "NodeTests",
                     dependencies: ["NebulaNode", "NebulaModel", .product(name: "Logging", package: "swift-log")],

@@ -1,0 +1,518 @@
+import Foundation
+import NebulaCommon
+import Synchronization
+
+// Note [Dataset file format]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~
+// One file, written once at ingest, read back with mmap:
+//
+//   [0, 64)        preamble: magic "NBDSET\0\0", UInt32 version (1), UInt32 flags (0),
+//                  UInt64 header offset, UInt64 header length, SHA-256 of the header (32 bytes)
+//   [64, ...)      column buffers, each starting at a multiple of 64 bytes
+//   header         UTF-8 JSON (`FileHeader`): rows, schema, categorical dictionaries (the encoders),
+//                  for every buffer its offset, length and SHA-256, the source description and the
+//                  profile.
+//
+// Buffers (little-endian): integer Int64; float Float64; date Int32 days; datetime Int64 µs;
+// boolean a bitmap (bit i of byte i/8, least significant first); categorical UInt32 codes into the
+// header's dictionary; text Int64 offsets (rows + 1, starting at 0) plus the UTF-8 bytes. A column
+// with missing values has a validity bitmap (1 = present) in the same bit order; missing slots hold 0.
+// The header's SHA-256 is checked on every open; the buffers' SHA-256 are checked on open with
+// `.full` verification (the default) or by `verifyChecksums()`, so any flipped byte is reported.
+
+let datasetMagic: [UInt8] = Array("NBDSET".utf8) + [0, 0]
+let datasetVersion: UInt32 = 1
+
+struct BufferRef: Codable, Sendable {
+    var offset: Int
+    var length: Int
+    var sha256: String
+}
+
+struct ColumnHeader: Codable, Sendable {
+    var name: String
+    var type: ColumnType
+    var nullCount: Int
+    var values: BufferRef
+    var offsets: BufferRef?
+    var validity: BufferRef?
+    var dictionary: [String]?
+}
+
+struct SourceInfo: Codable, Sendable {
+    var path: String
+    var bytes: Int
+    var delimiter: String
+    var header: Bool
+}
+
+struct FileHeader: Codable, Sendable {
+    var format: String
+    var version: Int
+    var rows: Int
+    var columns: [ColumnHeader]
+    var source: SourceInfo
+    var profile: DatasetProfile
+}
+
+/// Spill files of one column during ingest (values, validity bytes, text bytes).
+final class ColumnSpill {
+    let valuesPath: String
+    let validityPath: String
+    let bytesPath: String
+    private var valuesFD: Int32 = -1
+    private var validityFD: Int32 = -1
+    private var bytesFD: Int32 = -1
+    var validityStarted = false
+    var pendingEmptyRows = 0
+    var textBytes: Int64 = 0
+    var nulls = 0
+    var rows = 0
+
+    init(directory: String, column: Int) {
+        valuesPath = "\(directory)/c\(column).values"
+        validityPath = "\(directory)/c\(column).validity"
+        bytesPath = "\(directory)/c\(column).bytes"
+    }
+
+    deinit {
+        for fd in [valuesFD, validityFD, bytesFD] where fd >= 0 { FileIO.close(fd) }
+    }
+
+    static func width(_ kind: ParseKind) -> Int {
+        switch kind {
+        case .integer, .float, .datetime, .text: return 8
+        case .date, .categorical: return 4
+        case .boolean: return 1
+        case .empty: return 0
+        }
+    }
+
+    private func values() throws -> Int32 {
+        if valuesFD < 0 { valuesFD = try FileIO.openWrite(valuesPath) }
+        return valuesFD
+    }
+
+    private func write<T>(_ fd: Int32, _ p: UnsafePointer<T>, _ n: Int, _ path: String) throws {
+        try FileIO.append(fd, UnsafeRawPointer(p), n * MemoryLayout<T>.stride, path: path)
+    }
+
+    private func writeRepeated(_ fd: Int32, byte: UInt8, count: Int, path: String) throws {
+        let block = [UInt8](repeating: byte, count: min(count, 1 << 20))
+        var left = count
+        while left > 0 {
+            let n = min(left, block.count)
+            try block.withUnsafeBytes { try FileIO.append(fd, $0.baseAddress!, n, path: path) }
+            left -= n
+        }
+    }
+
+    private func writeEmptyPrefix(kind: ParseKind) throws {
+        guard pendingEmptyRows > 0 else { return }
+        if kind == .text {
+            let ends = [Int64](repeating: textBytes, count: pendingEmptyRows)
+            try ends.withUnsafeBufferPointer { try write(try values(), $0.baseAddress!, $0.count, valuesPath) }
+        } else {
+            try writeRepeated(try values(), byte: 0, count: pendingEmptyRows * Self.width(kind), path: valuesPath)
+        }
+        pendingEmptyRows = 0
+    }
+
+    func append(_ col: ColumnBuilder, committedRows: Int) throws {
+        let n = col.rows
+        nulls += col.nulls
+        if col.nulls > 0 && !validityStarted {
+            validityFD = try FileIO.openWrite(validityPath)
+            try writeRepeated(validityFD, byte: 1, count: committedRows, path: validityPath)
+            validityStarted = true
+        }
+        if validityStarted { try write(validityFD, col.valid.base, n, validityPath) }
+        rows += n
+        if col.kind == .empty {
+            pendingEmptyRows += n
+            return
+        }
+        try writeEmptyPrefix(kind: col.kind)
+        let fd = try values()
+        switch col.kind {
+        case .integer, .datetime: try write(fd, col.i64.base, n, valuesPath)
+        case .float: try write(fd, col.f64.base, n, valuesPath)
+        case .date: try write(fd, col.i32.base, n, valuesPath)
+        case .categorical: try write(fd, col.u32.base, n, valuesPath)
+        case .boolean: try write(fd, col.u8.base, n, valuesPath)
+        case .text:
+            if bytesFD < 0 { bytesFD = try FileIO.openWrite(bytesPath) }
+            try write(bytesFD, col.u8.base, col.u8.count, bytesPath)
+            let base = textBytes
+            for i in 0..<n { col.ends.base[i] += base }
+            try write(fd, col.ends.base, n, valuesPath)
+            textBytes += Int64(col.u8.count)
+        case .empty: break
+        }
+    }
+
+    func finish(kind: ParseKind, rows: Int) throws {
+        try writeEmptyPrefix(kind: kind)
+        _ = try values()
+        if kind == .text && bytesFD < 0 { bytesFD = try FileIO.openWrite(bytesPath) }
+    }
+
+    var valuesDescriptor: Int32 { valuesFD }
+    var validityDescriptor: Int32 { validityFD }
+    var bytesDescriptor: Int32 { bytesFD }
+}
+
+/// Assembles the dataset file from the spills, hashing every buffer and computing histograms in
+/// the same pass (the profile's "second cheap pass", run in parallel over buffers).
+enum DatasetWriter {
+    enum Role { case values, offsets, validity }
+
+    struct Job {
+        var column: Int
+        var role: Role
+        var offset: Int64
+        var length: Int64
+    }
+
+    /// Result slots filled by the jobs; each job writes only its own index.
+    final class Results: @unchecked Sendable {
+        var digests: [String]
+        var histograms: [Histogram?]
+        let failure = Mutex<(any Error)?>(nil)
+        init(jobs: Int, columns: Int) {
+            digests = [String](repeating: "", count: jobs)
+            histograms = [Histogram?](repeating: nil, count: columns)
+        }
+    }
+
+    static func write(committer: Committer, to output: String, sourcePath: String, sourceBytes: Int, dialect: CSVDialect,
+                      options: CSVIngestOptions) throws -> DatasetProfile
+    {
+        let rows = committer.committedRows
+        let kinds = committer.finalKinds
+        var jobs: [Job] = []
+        var cursor: Int64 = 64
+        func place(_ column: Int, _ role: Role, _ length: Int64) {
+            jobs.append(Job(column: column, role: role, offset: cursor, length: length))
+            cursor = (cursor + length + 63) / 64 * 64
+        }
+        let bitmapLength = Int64((rows + 7) / 8)
+        for (c, kind) in kinds.enumerated() {
+            switch kind {
+            case .boolean: place(c, .values, bitmapLength)
+            case .text:
+                place(c, .offsets, Int64(rows + 1) * 8)
+                place(c, .values, committer.spills[c].textBytes)
+            default: place(c, .values, Int64(rows * ColumnSpill.width(kind)))
+            }
+            if committer.spills[c].nulls > 0 { place(c, .validity, bitmapLength) }
+        }
+        let partial = output + ".partial"
+        let out = try FileIO.openWrite(partial)
+        var closed = false
+        defer {
+            if !closed { FileIO.close(out) }
+        }
+        do {
+            let results = Results(jobs: jobs.count, columns: kinds.count)
+            let next = Atomic<Int>(0)
+            let group = DispatchGroup()
+            let jobList = jobs
+            let context = JobContext(committer: committer, out: out, path: partial, rows: rows, bins: options.histogramBins)
+            for _ in 0..<min(options.threads, max(1, jobs.count)) {
+                group.enter()
+                Thread {
+                    while true {
+                        let j = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                        if j >= jobList.count { break }
+                        do {
+                            try context.run(jobList[j], index: j, results: results)
+                        } catch {
+                            results.failure.withLock { $0 = $0 ?? error }
+                        }
+                    }
+                    group.leave()
+                }.start()
+            }
+            group.wait()
+            if let failure = results.failure.withLock({ $0 }) { throw failure }
+
+            var profile = Self.profile(committer: committer, rows: rows, sourceBytes: sourceBytes, options: options)
+            for c in 0..<kinds.count { profile.columnProfiles[c].histogram = results.histograms[c] }
+            var columns: [ColumnHeader] = []
+            for (c, kind) in kinds.enumerated() {
+                func ref(_ role: Role) -> BufferRef? {
+                    guard let i = jobs.firstIndex(where: { $0.column == c && $0.role == role }) else { return nil }
+                    return BufferRef(offset: Int(jobs[i].offset), length: Int(jobs[i].length), sha256: results.digests[i])
+                }
+                let dictionary = kind == .categorical
+                    ? (0..<committer.dictionaries[c].count).map { committer.dictionaries[c].string($0) } : nil
+                columns.append(ColumnHeader(name: committer.names[c], type: kind.columnType,
+                                            nullCount: committer.spills[c].nulls, values: ref(.values)!,
+                                            offsets: ref(.offsets), validity: ref(.validity), dictionary: dictionary))
+            }
+            let header = FileHeader(format: "nebula-dataset", version: Int(datasetVersion), rows: rows, columns: columns,
+                                    source: SourceInfo(path: sourcePath, bytes: sourceBytes,
+                                                       delimiter: String(UnicodeScalar(dialect.delimiter)),
+                                                       header: dialect.hasHeader),
+                                    profile: profile)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            let json = [UInt8](try encoder.encode(header))
+            try json.withUnsafeBytes { try FileIO.writeFully(out, $0.baseAddress!, json.count, at: cursor, path: partial) }
+            var preamble = [UInt8](repeating: 0, count: 64)
+            preamble.replaceSubrange(0..<8, with: datasetMagic)
+            storeLE(&preamble, 8, UInt64(datasetVersion), bytes: 4)
+            storeLE(&preamble, 16, UInt64(cursor), bytes: 8)
+            storeLE(&preamble, 24, UInt64(json.count), bytes: 8)
+            preamble.replaceSubrange(32..<64, with: SHA256.hash(json))
+            try preamble.withUnsafeBytes { try FileIO.writeFully(out, $0.baseAddress!, 64, at: 0, path: partial) }
+            try FileIO.truncate(out, cursor + Int64(json.count), path: partial)
+            FileIO.close(out)
+            closed = true
+            try FileIO.rename(partial, output)
+            return profile
+        } catch {
+            FileIO.unlink(partial)
+            throw error
+        }
+    }
+
+    static func storeLE(_ b: inout [UInt8], _ at: Int, _ v: UInt64, bytes: Int) {
+        for i in 0..<bytes { b[at + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
+    }
+
+    /// Everything a buffer job reads; the committer is finished and no longer mutated.
+    struct JobContext: @unchecked Sendable {
+        let committer: Committer
+        let out: Int32
+        let path: String
+        let rows: Int
+        let bins: Int
+
+        func run(_ job: Job, index: Int, results: Results) throws {
+            let spill = committer.spills[job.column]
+            let kind = committer.finalKinds[job.column]
+            var hash = SHA256()
+            var written: Int64 = 0
+            func emit(_ p: UnsafeRawPointer, _ n: Int) throws {
+                hash.update(UnsafeRawBufferPointer(start: p, count: n))
+                try FileIO.writeFully(out, p, n, at: job.offset + written, path: path)
+                written += Int64(n)
+            }
+            let blockRows = 1 << 20
+            switch (job.role, kind) {
+            case (.validity, _), (.values, .boolean):
+                let fd = job.role == .validity ? spill.validityDescriptor : spill.valuesDescriptor
+                var bytes = [UInt8](repeating: 0, count: blockRows)
+                var bits = [UInt8](repeating: 0, count: blockRows / 8)
+                var row = 0
+                while row < rows {
+                    let n = min(blockRows, rows - row)
+                    _ = try bytes.withUnsafeMutableBytes { try FileIO.readFully(fd, $0.baseAddress!, n, Int64(row), path: path) }
+                    let m = (n + 7) / 8
+                    for i in 0..<m {
+                        var byte: UInt8 = 0
+                        for b in 0..<8 where i * 8 + b < n && bytes[i * 8 + b] != 0 { byte |= 1 << UInt8(b) }
+                        bits[i] = byte
+                    }
+                    try bits.withUnsafeBytes { try emit($0.baseAddress!, m) }
+                    row += n
+                }
+            case (.offsets, _):
+                var zero: Int64 = 0
+                try withUnsafeBytes(of: &zero) { try emit($0.baseAddress!, 8) }
+                try copy(spill.valuesDescriptor, length: Int64(rows) * 8, emit: emit)
+            case (.values, .text):
+                try copy(spill.bytesDescriptor, length: spill.textBytes, emit: emit)
+            case (.values, .categorical):
+                try copy(spill.valuesDescriptor, length: job.length, emit: emit)
+            case (.values, _):
+                try numericValues(job, spill: spill, kind: kind, results: results, emit: emit)
+            }
+            precondition(written == job.length, "buffer length mismatch")
+            results.digests[index] = SHA256.hex(hash.finalize())
+        }
+
+        private func copy(_ fd: Int32, length: Int64, emit: (UnsafeRawPointer, Int) throws -> Void) throws {
+            var block = [UInt8](repeating: 0, count: 4 << 20)
+            var done: Int64 = 0
+            while done < length {
+                let n = Int(min(Int64(block.count), length - done))
+                let got = try block.withUnsafeMutableBytes { try FileIO.readFully(fd, $0.baseAddress!, n, done, path: path) }
+                if got != n { throw DatasetError(.io, "spill file is short", path: path) }
+                try block.withUnsafeBytes { try emit($0.baseAddress!, n) }
+                done += Int64(n)
+            }
+        }
+
+        /// Fixed-width numeric values (with int → float conversion of a widened prefix) and the
+        /// column's histogram.
+        private func numericValues(_ job: Job, spill: ColumnSpill, kind: ParseKind, results: Results,
+                                   emit: (UnsafeRawPointer, Int) throws -> Void) throws
+        {
+            let c = job.column
+            let width = ColumnSpill.width(kind)
+            let prefix = kind == .float ? committer.integerPrefix[c] : 0
+            let m = committer.stats[c].moments
+            var histogram = HistogramBuilder(bins: bins, lower: m.min, upper: m.max, enabled: m.count > 0)
+            let blockRows = 1 << 19
+            var raw = [UInt8](repeating: 0, count: blockRows * width)
+            var valid = [UInt8](repeating: 1, count: blockRows)
+            var doubles = [Double](repeating: 0, count: blockRows)
+            var row = 0
+            while row < rows {
+                let n = min(blockRows, rows - row)
+                let got = try raw.withUnsafeMutableBytes {
+                    try FileIO.readFully(spill.valuesDescriptor, $0.baseAddress!, n * width, Int64(row * width), path: path)
+                }
+                if got != n * width { throw DatasetError(.io, "spill file is short", path: path) }
+                if spill.validityStarted {
+                    _ = try valid.withUnsafeMutableBytes {
+                        try FileIO.readFully(spill.validityDescriptor, $0.baseAddress!, n, Int64(row), path: path)
+                    }
+                }
+                raw.withUnsafeMutableBytes { r in
+                    doubles.withUnsafeMutableBufferPointer { d in
+                        switch kind {
+                        case .float:
+                            let f = r.bindMemory(to: Double.self)
+                            if row < prefix {
+                                // Note [Widening during ingest]: rows written as Int64 before the widening
+                                let ints = UnsafeRawBufferPointer(r).bindMemory(to: Int64.self)
+                                for i in 0..<min(n, prefix - row) { f[i] = Double(ints[i]) }
+                            }
+                            for i in 0..<n { d[i] = f[i] }
+                        case .date:
+                            let v = r.bindMemory(to: Int32.self)
+                            for i in 0..<n { d[i] = Double(v[i]) }
+                        default:
+                            let v = r.bindMemory(to: Int64.self)
+                            for i in 0..<n { d[i] = Double(v[i]) }
+                        }
+                    }
+                }
+                doubles.withUnsafeBufferPointer { d in
+                    valid.withUnsafeBufferPointer { v in histogram.add(d.baseAddress!, v.baseAddress!, n) }
+                }
+                try raw.withUnsafeBytes { try emit($0.baseAddress!, n * width) }
+                row += n
+            }
+            if histogram.enabled { results.histograms[c] = histogram.result }
+        }
+    }
+
+    static func profile(committer: Committer, rows: Int, sourceBytes: Int, options: CSVIngestOptions) -> DatasetProfile {
+        var columns: [ColumnProfile] = []
+        for (c, kind) in committer.finalKinds.enumerated() {
+            let s = committer.stats[c]
+            var p = ColumnProfile(name: committer.names[c], type: kind.columnType, count: s.nonNull, missing: s.nulls,
+                                  distinct: 0, distinctExact: true)
+            switch kind {
+            case .integer, .float, .date, .datetime:
+                p.distinct = s.distinct.estimate
+                p.distinctExact = s.distinct.isExact
+                if s.moments.count > 0 {
+                    p.mean = s.moments.mean
+                    p.std = s.moments.sampleStd
+                    p.min = s.moments.min
+                    p.max = s.moments.max
+                    if let q = s.sketch.quantiles([0.25, 0.5, 0.75]) {
+                        p.q25 = q[0]
+                        p.q50 = q[1]
+                        p.q75 = q[2]
+                        p.quantilesExact = s.sketch.isExact
+                    }
+                }
+                if let table = s.distinct.exactTable {
+                    p.topValues = table.top(options.topValueCount).map { key, count in
+                        let v = Double(bitPattern: key)
+                        let label: String
+                        switch kind {
+                        case .integer: label = String(Int64(v))
+                        case .date: label = FieldValue.formatDate(days: Int(v))
+                        case .datetime: label = FieldValue.formatDatetime(micros: Int64(v))
+                        default: label = String(v)
+                        }
+                        return ValueCount(value: label, count: count)
+                    }
+                    p.topValuesExact = true
+                }
+            case .boolean:
+                let falses = s.nonNull - s.trues
+                p.distinct = (s.trues > 0 ? 1 : 0) + (falses > 0 ? 1 : 0)
+                p.mean = s.nonNull > 0 ? Double(s.trues) / Double(s.nonNull) : nil
+                p.topValues = [ValueCount(value: "true", count: s.trues), ValueCount(value: "false", count: falses)]
+                    .filter { $0.count > 0 }.sorted { $0.count > $1.count }
+                p.topValuesExact = true
+            case .categorical:
+                let d = committer.dictionaries[c]
+                let counts = s.categoryCounts
+                p.distinct = counts.filter { $0 > 0 }.count
+                let order = counts.indices.sorted { counts[$0] != counts[$1] ? counts[$0] > counts[$1] : $0 < $1 }
+                p.topValues = order.prefix(options.topValueCount).filter { counts[$0] > 0 }
+                    .map { ValueCount(value: d.string($0), count: counts[$0]) }
+                p.topValuesExact = true
+            case .text:
+                p.distinct = s.textDistinct.estimate
+                p.distinctExact = s.textDistinct.isExact
+                p.topValues = s.frequent.top(options.topValueCount).map { ValueCount(value: $0.0, count: $0.1) }
+                p.topValuesExact = s.frequent.exact
+            case .empty:
+                break
+            }
+            columns.append(p)
+        }
+        return DatasetProfile(rows: rows, columns: committer.names.count, bytes: sourceBytes, badRows: committer.badRows,
+                              columnProfiles: columns)
+    }
+}
+
+/// numpy.histogram(x, bins, range=(min, max)) for equal-width bins, including its edge fix-ups.
+struct HistogramBuilder {
+    let bins: Int
+    let lower: Double
+    let upper: Double
+    let enabled: Bool
+    var counts: [Int]
+    private let edges: [Double]
+    private let norm: Double
+
+    init(bins: Int, lower lo: Double, upper hi: Double, enabled: Bool) {
+        self.bins = bins
+        self.enabled = enabled && lo.isFinite && hi.isFinite
+        var first = lo
+        var last = hi
+        if first == last {
+            first -= 0.5
+            last += 0.5
+        }
+        lower = first
+        upper = last
+        counts = [Int](repeating: 0, count: bins)
+        let step = (last - first) / Double(bins)
+        var e = (0...bins).map { Double($0) * step + first }
+        e[bins] = last
+        edges = e
+        norm = Double(bins) / (last - first)
+    }
+
+    mutating func add(_ x: UnsafePointer<Double>, _ valid: UnsafePointer<UInt8>, _ n: Int) {
+        guard enabled else { return }
+        counts.withUnsafeMutableBufferPointer { ct in
+            edges.withUnsafeBufferPointer { edge in
+                for i in 0..<n where valid[i] != 0 {
+                    let v = x[i]
+                    if v < lower || v > upper || v.isNaN { continue }
+                    var b = Int((v - lower) * norm)
+                    if b >= bins { b = bins - 1 }
+                    if v < edge[b] { b -= 1 } else if b != bins - 1 && v >= edge[b + 1] { b += 1 }
+                    ct[b] += 1
+                }
+            }
+        }
+    }
+
+    var result: Histogram { Histogram(lower: lower, upper: upper, counts: counts) }
+}

@@ -1,0 +1,137 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The POSIX calls of this module, in one place: each checks its return code and turns it into a
+/// `DatasetError` carrying `strerror(errno)` captured right after the call.
+enum FileIO {
+    static func lastError() -> String { String(cString: strerror(errno)) }
+
+    static func openRead(_ path: String) throws -> Int32 {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw DatasetError(.io, "cannot open for reading: \(lastError())", path: path) }
+        return fd
+    }
+
+    static func openWrite(_ path: String) throws -> Int32 {
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 { throw DatasetError(.io, "cannot create: \(lastError())", path: path) }
+        return fd
+    }
+
+    static func size(_ fd: Int32, path: String) throws -> Int64 {
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw DatasetError(.io, "cannot stat: \(lastError())", path: path) }
+        return Int64(st.st_size)
+    }
+
+    static func pread(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, _ offset: Int64) -> Int {
+        while true {
+            let n = Glibc.pread(fd, buf, count, off_t(offset))
+            if n < 0 && errno == EINTR { continue }
+            return n
+        }
+    }
+
+    /// Reads exactly `count` bytes (fewer only at the end of the file).
+    static func readFully(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, _ offset: Int64, path: String) throws -> Int {
+        var done = 0
+        while done < count {
+            let n = pread(fd, buf + done, count - done, offset + Int64(done))
+            if n < 0 { throw DatasetError(.io, "read failed: \(lastError())", path: path) }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    static func writeFully(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int, at offset: Int64, path: String) throws {
+        var done = 0
+        while done < count {
+            let n = Glibc.pwrite(fd, buf + done, count - done, off_t(offset + Int64(done)))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw DatasetError(.io, "write failed: \(lastError())", path: path)
+            }
+            done += n
+        }
+    }
+
+    static func append(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int, path: String) throws {
+        var done = 0
+        while done < count {
+            let n = Glibc.write(fd, buf + done, count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw DatasetError(.io, "write failed: \(lastError())", path: path)
+            }
+            done += n
+        }
+    }
+
+    static func truncate(_ fd: Int32, _ length: Int64, path: String) throws {
+        if ftruncate(fd, off_t(length)) != 0 { throw DatasetError(.io, "cannot resize: \(lastError())", path: path) }
+    }
+
+    static func seekToStart(_ fd: Int32) { lseek(fd, 0, SEEK_SET) }
+
+    static func close(_ fd: Int32) { _ = Glibc.close(fd) }
+
+    static func unlink(_ path: String) { _ = Glibc.unlink(path) }
+
+    static func rename(_ from: String, _ to: String) throws {
+        if Glibc.rename(from, to) != 0 { throw DatasetError(.io, "cannot rename to \(to): \(lastError())", path: from) }
+    }
+
+    static func rmdir(_ path: String) { _ = Glibc.rmdir(path) }
+
+    static func makeTemporaryDirectory(near path: String) throws -> String {
+        let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        var template = ((dir.isEmpty ? "/" : dir) + "/.nebula-ingest-XXXXXX").utf8CString
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        if made == nil { throw DatasetError(.io, "cannot create a temporary directory: \(lastError())", path: dir) }
+        return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+
+    /// Removes a directory of plain files (our spill directory).
+    static func removeTree(_ path: String) {
+        guard let dir = opendir(path) else { return }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { unlink("\(path)/\(name)") }
+        }
+        closedir(dir)
+        rmdir(path)
+    }
+
+    static func mapReadOnly(_ fd: Int32, _ length: Int, path: String) throws -> UnsafeRawPointer {
+        let p = mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0)
+        if p == MAP_FAILED || p == nil { throw DatasetError(.io, "cannot map: \(lastError())", path: path) }
+        return UnsafeRawPointer(p!)
+    }
+
+    static func unmap(_ p: UnsafeRawPointer, _ length: Int) { munmap(UnsafeMutableRawPointer(mutating: p), length) }
+
+    /// Peak resident set size of this process in bytes (VmHWM), nil where /proc is missing.
+    static func peakResidentBytes() -> Int? { procStatus("VmHWM:") }
+    static func residentBytes() -> Int? { procStatus("VmRSS:") }
+
+    private static func procStatus(_ key: String) -> Int? {
+        let fd = open("/proc/self/status", O_RDONLY)
+        if fd < 0 { return nil }
+        defer { _ = Glibc.close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 8192)
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 8192) }
+        guard n > 0 else { return nil }
+        let text = String(decoding: bytes[0..<n], as: UTF8.self)
+        for line in text.split(separator: "\n") where line.hasPrefix(key) {
+            let digits = line.dropFirst(key.count).filter { $0.isNumber }
+            return Int(digits).map { $0 * 1024 }
+        }
+        return nil
+    }
+}
