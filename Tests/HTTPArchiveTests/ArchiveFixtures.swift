@@ -145,6 +145,31 @@ elif case == "encrypted":
         eocd, cds = cd_offsets(data)
         data[cds[0] + 8] |= 1
     patch(out, encrypt_flag)
+elif case == "zip64":
+    # A small archive in full ZIP64 form: every size and offset in the ZIP64 extra field, and the
+    # ZIP64 end record and locator before a saturated classic end record.
+    write([("sub/t.csv", "a,b\n1,2\n"), ("blob.bin", b"\x07" * 100000), ("empty/", b"")])
+    data = open(out, "rb").read()
+    eocd, cds = cd_offsets(data)
+    cd_start = cds[0]
+    records = b""
+    for p in cds:
+        fixed = bytearray(data[p:p + 46])
+        comp, uncomp = struct.unpack("<II", fixed[20:28])
+        n, e, c = struct.unpack("<HHH", fixed[28:34])
+        offset = struct.unpack("<I", fixed[42:46])[0]
+        struct.pack_into("<H", fixed, 6, 45)
+        struct.pack_into("<II", fixed, 20, 0xFFFFFFFF, 0xFFFFFFFF)
+        struct.pack_into("<I", fixed, 42, 0xFFFFFFFF)
+        extra = struct.pack("<HHQQQ", 1, 24, uncomp, comp, offset)
+        struct.pack_into("<H", fixed, 30, e + len(extra))
+        name = data[p + 46:p + 46 + n]
+        records += bytes(fixed) + name + data[p + 46 + n:p + 46 + n + e] + extra + data[p + 46 + n + e:p + 46 + n + e + c]
+    z64 = cd_start + len(records)
+    end64 = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, len(cds), len(cds), len(records), cd_start)
+    locator = struct.pack("<IIQI", 0x07064B50, 0, z64, 1)
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    open(out, "wb").write(data[:cd_start] + records + end64 + locator + end)
 elif case == "bzip2":
     write([("a.txt", "bz" * 1000)], method=zipfile.ZIP_BZIP2)
 else:

@@ -186,6 +186,19 @@ struct ZIPExtractionTests {
         #expect(dir.listing("out").isEmpty)
     }
 
+    @Test func readsZIP64Archives() throws {
+        let dir = try TempDir("nebula-zip-test")
+        defer { dir.remove() }
+        let zip = try makeZip("zip64", in: dir)
+        let archive = try ZIPArchive(path: zip)
+        #expect(archive.entries.map(\.path) == ["sub/t.csv", "blob.bin", "empty/"])
+        #expect(archive.entries[1].uncompressedSize == 100_000)
+        let report = try ZIPExtractor().extractBlocking(archive: zip, to: dir.file("out"))
+        #expect(report.files == 2 && report.bytes == 100_008)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir.file("out/blob.bin"))) == Data(repeating: 7, count: 100_000))
+        #expect(dir.listing("out") == ["blob.bin", "empty", "sub"])
+    }
+
     @Test func readsZIP64ArchivesFromInfoZip() throws {
         let dir = try TempDir("nebula-zip-test")
         defer { dir.remove() }

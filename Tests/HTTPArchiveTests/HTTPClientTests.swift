@@ -43,6 +43,7 @@ struct HTTPClientTests {
         let size = Int64(try FileManager.default.attributesOfItem(atPath: zip)[.size] as! Int)
         #expect(download.bytes == size)
         #expect(try sha256Hex(ofFile: out) == sha256Hex(ofFile: zip))
+        #expect(download.sourceURL.host == "localhost")  // another host: the credentials were not sent there
         #expect(download.sourceURL.path == "/storage/datasets/owner/slug.zip")
         #expect(dir.listing("out") == ["owner-slug.zip"])  // no temporary file left
 

@@ -171,11 +171,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.send_json(403, {"code": 403, "message": "Permission 'datasets.get' was denied"})
             if parts != ["owner", "slug"]:
                 return self.send_json(404, {"code": 404, "message": "Not found"})
-            # Kaggle redirects to a signed storage URL.
-            return self.redirect("/storage/datasets/owner/slug.zip?X-Goog-Signature=0123abcd")
+            # Kaggle redirects to a signed URL on another host (storage.googleapis.com); "localhost"
+            # is another host name for the same server.
+            return self.redirect("http://localhost:%d/storage/datasets/owner/slug.zip?X-Goog-Signature=0123abcd"
+                                 % self.server.server_address[1])
         if path == "/storage/datasets/owner/slug.zip":
             if "X-Goog-Signature" not in query:
                 return self.send_json(403, {"message": "missing signature"})
+            if "Authorization" in self.headers:
+                # As Google Cloud Storage answers a signed URL that also carries credentials.
+                return self.send_json(400, {"message": "Only one auth mechanism allowed"})
             data = open(ZIP, "rb").read()
             self.send_response(200)
             self.send_header("Content-Type", "application/zip")
