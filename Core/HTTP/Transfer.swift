@@ -109,6 +109,9 @@ final class TransferState {
     enum Failure {
         case cancelled
         case bodyTooLarge(limit: Int)
+        /// A download got a non-2xx response; its body was kept up to the snippet size and the rest
+        /// not read.
+        case errorStatus
         case fileWrite(errno: Int32, path: String)
     }
 
@@ -178,9 +181,10 @@ final class TransferState {
             if body.count + bytes.count > limit {
                 if file != nil {
                     body.append(contentsOf: bytes.prefix(max(0, limit - body.count)))
-                    return true
+                    failure = .errorStatus
+                } else {
+                    failure = .bodyTooLarge(limit: limit)
                 }
-                failure = .bodyTooLarge(limit: limit)
                 return false
             }
             body.append(contentsOf: bytes)
@@ -283,22 +287,27 @@ enum TransferRunner {
             case .bodyTooLarge(let limit):
                 throw HTTPError(code: .bodyTooLarge, message: "the response body of \(redactedURL(request.url)) exceeds \(limit) bytes",
                                 url: redactedURL(request.url))
+            case .errorStatus:
+                break  // reported below from the status
             case .fileWrite(let e, let path):
                 throw HTTPError(code: .fileSystem, message: "cannot write \(path): \(String(cString: strerror(e)))",
                                 url: redactedURL(request.url))
             }
         }
         if job.cancellation.isCancelled { throw CancellationError() }
-        guard code == CURLE_OK else {
-            throw transportError(code, detail: handle.lastErrorDetail, url: request.url)
-        }
-
-        let status = Curl.infoLong(h, CURLINFO_RESPONSE_CODE) ?? state.status
         let redirectCount = Curl.infoLong(h, CURLINFO_REDIRECT_COUNT) ?? 0
         var finalURL = request.url
         for location in state.redirectLocations.prefix(redirectCount) {
             finalURL = URL(string: location, relativeTo: finalURL)?.absoluteURL ?? finalURL
         }
+        if case .errorStatus = state.failure {
+            throw HTTPError.status(state.status, url: finalURL, body: state.body)
+        }
+        guard code == CURLE_OK else {
+            throw transportError(code, detail: handle.lastErrorDetail, url: request.url)
+        }
+
+        let status = Curl.infoLong(h, CURLINFO_RESPONSE_CODE) ?? state.status
         var response = HTTPResponse(status: status, headers: state.headers, body: state.body,
                                     receivedBytes: state.received, url: finalURL, redirectCount: redirectCount)
         if let file {

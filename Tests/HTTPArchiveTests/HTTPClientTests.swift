@@ -231,6 +231,13 @@ struct HTTPClientTests {
         #expect(error?.status == 503)
         #expect(error?.message.contains("status 503") == true)
         #expect(try String(contentsOfFile: out, encoding: .utf8) == "old")  // the previous file is untouched
+
+        // A large error body is not read past the part kept for the message.
+        let large = await #expect(throws: HTTPError.self) {
+            try await HTTPClient().download(HTTPRequest(url: server.url("/big-error")), to: out)
+        }
+        #expect(large?.status == 500)
+        #expect(large?.responseBody?.count == 64 * 1024)
         #expect(dir.listing().filter { $0.contains(".part-") }.isEmpty)
     }
 

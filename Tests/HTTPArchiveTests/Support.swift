@@ -223,6 +223,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return
+        if path == "/big-error":
+            self.send_response(500)
+            self.send_header("Content-Length", str(50 << 20))
+            self.end_headers()
+            for _ in range(50 * 16):
+                self.wfile.write(b"e" * 65536)
+            return
         if path == "/status":
             code = int(query.split("=")[1]) if "=" in query else 500
             return self.send_json(code, {"message": "status %d" % code})
