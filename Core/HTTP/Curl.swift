@@ -17,7 +17,11 @@ enum CurlRuntime {
     }
 
     /// e.g. "libcurl/7.88.1 OpenSSL/3.0.15 zlib/1.2.13 ...".
-    static let versionString: String = String(cString: curl_version())
+    /// Built once: `curl_version` fills a static buffer (not safe to call from two threads at once).
+    static let versionString: String = {
+        _ = initResult
+        return String(cString: curl_version())
+    }()
 }
 
 /// `CURLAUTH_BASIC` is `(((unsigned long)1)<<0)` in curl.h, a macro with a cast that Swift does not import.
