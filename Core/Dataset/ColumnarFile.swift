@@ -294,7 +294,7 @@ enum DatasetWriter {
         func run(_ job: Job, index: Int, results: Results) throws {
             let spill = committer.spills[job.column]
             let kind = committer.finalKinds[job.column]
-            var hash = SHA256()
+            var hash = BufferDigest()
             var written: Int64 = 0
             func emit(_ p: UnsafeRawPointer, _ n: Int) throws {
                 hash.update(UnsafeRawBufferPointer(start: p, count: n))

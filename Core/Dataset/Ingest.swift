@@ -309,10 +309,10 @@ final class IngestPass: @unchecked Sendable {
         let dataBytes = max(0, size - dataOffset)
         chunkCount = Int((dataBytes + Int64(chunkSize) - 1) / Int64(chunkSize))
         delimiter = sniffed.dialect.delimiter
-        // Note [Profile sketches]: about 2^18 sampled values per column reach the quantile sketch.
+        // Note [Profile sketches]: about 2^16 sampled values per column reach the quantile sketch.
         var shift = 0
         if sniffed.estimatedRows > options.exactQuantileLimit {
-            while (sniffed.estimatedRows >> shift) > (1 << 18) { shift += 1 }
+            while (sniffed.estimatedRows >> shift) > (1 << 16) { shift += 1 }
         }
         sampleShift = shift
         shared = Mutex(Shared(kinds: kinds))

@@ -76,4 +76,11 @@ public struct Widening: Codable, Sendable, Equatable {
     /// Values that did not fit the narrower type (counted where the parser saw them; for widenings
     /// that restarted the pass, the number of chunks that disagreed).
     public var values: Int
+
+    public init(column: String, from: ColumnType, to: ColumnType, values: Int) {
+        self.column = column
+        self.from = from
+        self.to = to
+        self.values = values
+    }
 }
