@@ -14,7 +14,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // MARK: C system modules (flags only) and shims (what Swift cannot import)
@@ -32,6 +31,8 @@ let package = Package(
         .systemLibrary(name: "CCurl", path: "Core/CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "CCurlShims", dependencies: ["CCurl"], path: "Core/CCurlShims"),
+        .systemLibrary(name: "CZlib", path: "Core/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
 
         // MARK: Wire contract: generated protobuf-c code (Proto/generate.sh)
         .target(name: "NebulaProtoC", dependencies: ["CProtobufC"], path: "Proto/NebulaProtoC"),
@@ -55,7 +56,7 @@ let package = Package(
                 dependencies: ["CCurl", "CCurlShims", "NebulaCommon", .product(name: "Logging", package: "swift-log")],
                 path: "Core/HTTP"),
         .target(name: "NebulaArchive",
-                dependencies: ["NebulaCommon", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                dependencies: ["NebulaCommon", "CZlib"],
                 path: "Core/Archive"),
 
         // MARK: Coordinator, CLI

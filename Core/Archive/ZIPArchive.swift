@@ -1,5 +1,4 @@
 import Foundation
-import ZIPFoundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -34,12 +33,10 @@ public struct ZIPEntry: Sendable, Hashable {
 /// A ZIP archive opened for reading.
 ///
 /// Note [Own ZIP structure parsing]: the central directory, ZIP64 records and local headers are parsed
-/// here, strictly, instead of through ZIPFoundation's `Archive`, whose entry iterator stops silently at
-/// a damaged record and whose Linux inflater reads past an entry's compressed data (and spins at end
-/// of file on a stream that never ends). ZIPFoundation is used for what it does well: zlib inflate
-/// (`Data.decompress`) and CRC-32. Every entry's data is checked to lie before the central directory
-/// and not to overlap another entry's (overlapping entries are how the densest zip bombs work), and
-/// the inflater only ever sees the entry's own compressed bytes.
+/// here, strictly (a damaged record throws rather than ending the entry list early); zlib does the
+/// inflating and the CRC-32 (`RawInflater`, `CRC32`). Every entry's data is checked to lie before the
+/// central directory and not to overlap another entry's (overlapping entries are how the densest zip
+/// bombs work), and the inflater only ever sees the entry's own compressed bytes.
 ///
 /// Thread-safety: immutable after `init`; reads use `pread`, which has no shared file offset, so
 /// entries may be read from several threads at once.
@@ -82,6 +79,7 @@ public final class ZIPArchive: Sendable {
     /// passed on (a forged size). `consume` also gets the compressed bytes read so far, for ratio checks.
     public func read(_ entry: ZIPEntry, chunkSize: Int = 32 << 10,
                      _ consume: (_ chunk: Data, _ compressedRead: UInt64) throws -> Void) throws {
+        precondition(chunkSize > 0, "chunkSize must be positive")
         guard !entry.isEncrypted else {
             throw ArchiveError(code: .unsupported, entry: entry.path, message: "encrypted entries are not supported")
         }
@@ -108,33 +106,41 @@ public final class ZIPArchive: Sendable {
                 let n = Int(min(UInt64(chunkSize), entry.compressedSize - compressedRead))
                 let chunk = try readData(at: entry.dataOffset + compressedRead, count: n, entry: entry)
                 compressedRead += UInt64(n)
-                checksum = chunk.crc32(checksum: checksum)
+                checksum = chunk.withUnsafeBytes { CRC32.update(checksum, $0) }
                 try forward(chunk)
             }
             crc = checksum
         case 8:
-            // Note [Bounded inflate input]: the provider hands out only the entry's compressed bytes,
-            // always `size` of them (ZIPFoundation's zlib loop sets avail_in to the buffer size), zero
-            // padded past the end: a stream that has not ended there hits an invalid stored block or the
-            // next call, which throws, instead of reading the following entries or spinning at EOF.
-            do {
-                crc = try Data.decompress(size: Int64(entry.compressedSize), bufferSize: chunkSize, skipCRC32: false,
-                                          provider: { _, size in
+            // Note [Bounded inflate input]: zlib is handed only the entry's own compressed bytes, so a
+            // stream that has not ended when they are used up throws instead of reading the following
+            // entries or waiting at end of file.
+            let inflater = try RawInflater(inputCapacity: chunkSize)
+            let output = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 1)
+            defer { output.deallocate() }
+            var checksum: UInt32 = 0
+            var ended = false
+            while !ended {
+                if inflater.needsInput {
                     guard compressedRead < entry.compressedSize else {
                         throw ArchiveError(code: .corrupt, entry: entry.path,
                                            message: "deflate data does not end within the entry's \(entry.compressedSize) compressed bytes")
                     }
-                    let n = Int(min(UInt64(size), entry.compressedSize - compressedRead))
-                    var chunk = try self.readData(at: entry.dataOffset + compressedRead, count: n, entry: entry)
-                    compressedRead += UInt64(n)
-                    if n < size { chunk.append(Data(count: size - n)) }
-                    return chunk
-                }, consumer: forward)
-            } catch let error as ArchiveError {
-                throw error
-            } catch {
-                throw ArchiveError(code: .corrupt, entry: entry.path, message: "deflate data is corrupt (\(error))")
+                    try inflater.refill { buffer in
+                        let n = Int(min(UInt64(buffer.count), entry.compressedSize - compressedRead))
+                        try readData(at: entry.dataOffset + compressedRead, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<n]),
+                                     entry: entry)
+                        compressedRead += UInt64(n)
+                        return n
+                    }
+                }
+                let (n, streamEnded) = try inflater.inflate(into: output, entry: entry.path)
+                ended = streamEnded
+                guard n > 0 else { continue }
+                let chunk = UnsafeRawBufferPointer(rebasing: output[..<n])
+                checksum = CRC32.update(checksum, chunk)
+                try forward(Data(chunk))
             }
+            crc = checksum
         default:
             throw ArchiveError(code: .unsupported, entry: entry.path,
                                message: "compression method \(entry.compressionMethod) (\(Self.methodName(entry.compressionMethod))) is not supported; only stored and deflate are")
@@ -182,6 +188,15 @@ public final class ZIPArchive: Sendable {
         }
     }
 
+    private func readData(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer, entry: ZIPEntry) throws {
+        do {
+            try ZIPStructure.readBytes(fd: fd, at: offset, into: buffer)
+        } catch var error as ArchiveError {
+            error.entry = entry.path
+            throw error
+        }
+    }
+
     static func methodName(_ method: UInt16) -> String {
         switch method {
         case 1...7: return "legacy"
@@ -202,13 +217,21 @@ enum ZIPStructure {
 
     static func readBytes(fd: Int32, at offset: UInt64, count: Int) throws -> [UInt8] {
         guard count > 0 else { return [] }
+        var buffer = [UInt8](repeating: 0, count: count)
+        try buffer.withUnsafeMutableBytes { try readBytes(fd: fd, at: offset, into: $0) }
+        return buffer
+    }
+
+    /// Fills `buffer` from `offset` (`pread`, no shared file offset); end of file first is `.corrupt`.
+    static func readBytes(fd: Int32, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        let count = buffer.count
+        guard count > 0 else { return }
         guard offset <= UInt64(Int64.max) - UInt64(count) else {
             throw ArchiveError(code: .corrupt, message: "offset \(offset) is out of range")
         }
-        var buffer = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+            let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
             if n < 0 {
                 if errno == EINTR { continue }
                 let e = errno
@@ -217,7 +240,6 @@ enum ZIPStructure {
             if n == 0 { throw ArchiveError(code: .corrupt, message: "unexpected end of file at offset \(offset + UInt64(done))") }
             done += n
         }
-        return buffer
     }
 
     static func readEntries(fd: Int32, fileSize: UInt64, maxEntries: Int, path: String) throws -> [ZIPEntry] {

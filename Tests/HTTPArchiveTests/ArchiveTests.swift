@@ -31,7 +31,7 @@ struct EntryPathTests {
     }
 }
 
-@Suite("Safe ZIP extraction", .timeLimit(.minutes(2)))
+@Suite("Safe ZIP extraction")
 struct ZIPExtractionTests {
     /// Extracts and returns the error; asserts that nothing was left beside the destination.
     func rejection(_ name: String, limits: ZIPExtractionLimits = ZIPExtractionLimits(),

@@ -22,7 +22,7 @@ private let logger: Logger = {
     return logger
 }()
 
-@Suite("HTTP client and Kaggle downloads against a local server", .timeLimit(.minutes(2)))
+@Suite("HTTP client and Kaggle downloads against a local server")
 struct HTTPClientTests {
     @Test func kaggleDownloadFollowsRedirectAndMatchesChecksum() async throws {
         let dir = try TempDir()
@@ -156,14 +156,17 @@ struct HTTPClientTests {
         defer { dir.remove() }
         let server = try TestServer(directory: dir, zip: "/dev/null")
         defer { server.stop() }
-        let start = ContinuousClock.now
+        // The server holds the headers for an hour and the stall timeout is off: the request can only
+        // end because its own timeout fired.
+        var configuration = HTTPClient.Configuration()
+        configuration.stallTimeout = nil
         let error = await #expect(throws: HTTPError.self) {
-            try await HTTPClient().send(HTTPRequest(url: server.url("/slow-headers"), timeout: .milliseconds(400)))
+            try await HTTPClient(configuration: configuration)
+                .send(HTTPRequest(url: server.url("/slow-headers"), timeout: .milliseconds(400)))
         }
         #expect(error?.code == .timeout)
         #expect(error?.curlCode == 28)
         #expect(error?.message.contains("Timeout was reached") == true)
-        #expect(ContinuousClock.now - start < .seconds(10))
     }
 
     @Test func cancellingTheTaskAbortsAStalledDownload() async throws {
@@ -171,7 +174,9 @@ struct HTTPClientTests {
         defer { dir.remove() }
         let server = try TestServer(directory: dir, zip: "/dev/null")
         defer { server.stop() }
-        let client = HTTPClient()
+        var configuration = HTTPClient.Configuration()
+        configuration.stallTimeout = nil
+        let client = HTTPClient(configuration: configuration)
         let out = dir.file("stalled.bin")
         let started = AsyncStream<Int64>.makeStream()
         let task = Task {
@@ -182,12 +187,11 @@ struct HTTPClientTests {
         var iterator = started.stream.makeAsyncIterator()
         let first = await iterator.next()
         #expect((first ?? 0) > 0)
-        let cancelledAt = ContinuousClock.now
         task.cancel()
+        // The server holds the rest of the body for an hour, and neither a request nor a stall timeout is
+        // set: the transfer can only end because of the cancellation, and must say so.
         let result = await task.result
         #expect(throws: CancellationError.self) { try result.get() }
-        // The server holds the body for 20 s: the transfer ended because of the cancellation.
-        #expect(ContinuousClock.now - cancelledAt < .seconds(5))
         #expect(!FileManager.default.fileExists(atPath: out))
         #expect(!dir.listing().contains { $0.contains(".part-") })
     }

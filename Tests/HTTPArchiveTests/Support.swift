@@ -192,7 +192,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 time.sleep(0.001)
             return
         if path == "/slow-headers":
-            time.sleep(20)
+            time.sleep(3600)  # only the client's timeout ends the request
             return self.send_json(200, {})
         if path == "/stall":
             self.send_response(200)
@@ -201,7 +201,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"x" * 65536)
             self.wfile.flush()
-            time.sleep(20)
+            time.sleep(3600)  # only the client's cancellation ends the transfer
             return
         if path == "/loop":
             return self.redirect("/loop")

@@ -21,7 +21,7 @@ NEBULA_SCRIPT_NAME=${NEBULA_SCRIPT_NAME:-$(basename "$0")}
 NEBULA_APT_PACKAGES=(
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
   libopenmpi-dev openmpi-bin libopenblas-dev
-  libpq-dev postgresql libcurl4-openssl-dev
+  libpq-dev postgresql libcurl4-openssl-dev zlib1g-dev
   pkg-config openssl python3
 )
 
