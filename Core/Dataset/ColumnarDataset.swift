@@ -128,7 +128,7 @@ public final class ColumnarDataset: @unchecked Sendable {
         let list = refs
         DispatchQueue.concurrentPerform(iterations: list.count) { i in
             let ref = list[i].2
-            let digest = BufferDigest.hex(UnsafeRawBufferPointer(start: box.base + ref.offset, count: ref.length))
+            let digest = PieceDigest.checksum(UnsafeRawBufferPointer(start: box.base + ref.offset, count: ref.length))
             box.flags[i] = digest != ref.sha256
         }
         if let i = flags.firstIndex(of: true) {

@@ -17,8 +17,9 @@ import Synchronization
 // boolean a bitmap (bit i of byte i/8, least significant first); categorical UInt32 codes into the
 // header's dictionary; text Int64 offsets (rows + 1, starting at 0) plus the UTF-8 bytes. A column
 // with missing values has a validity bitmap (1 = present) in the same bit order; missing slots hold 0.
-// The header's SHA-256 is checked on every open; the buffers' SHA-256 are checked on open with
-// `.full` verification (the default) or by `verifyChecksums()`, so any flipped byte is reported.
+// The header's SHA-256 is checked on every open; the buffers' checksums (SHA-256 over 1 MiB pieces,
+// Note [Buffer checksums]) are checked on open with `.full` verification (the default) or by
+// `verifyChecksums()`, so any flipped byte is reported.
 
 let datasetMagic: [UInt8] = Array("NBDSET".utf8) + [0, 0]
 let datasetVersion: UInt32 = 1
@@ -294,7 +295,7 @@ enum DatasetWriter {
         func run(_ job: Job, index: Int, results: Results) throws {
             let spill = committer.spills[job.column]
             let kind = committer.finalKinds[job.column]
-            var hash = BufferDigest()
+            let hash = PieceDigest()
             var written: Int64 = 0
             func emit(_ p: UnsafeRawPointer, _ n: Int) throws {
                 hash.update(UnsafeRawBufferPointer(start: p, count: n))
@@ -331,8 +332,10 @@ enum DatasetWriter {
             case (.values, _):
                 try numericValues(job, spill: spill, kind: kind, results: results, emit: emit)
             }
-            precondition(written == job.length, "buffer length mismatch")
-            results.digests[index] = SHA256.hex(hash.finalize())
+            if written != job.length {
+                throw DatasetError(.io, "buffer length mismatch while assembling the dataset", path: path)
+            }
+            results.digests[index] = hash.finalize()
         }
 
         private func copy(_ fd: Int32, length: Int64, emit: (UnsafeRawPointer, Int) throws -> Void) throws {

@@ -156,6 +156,21 @@ struct HyperLogLog: Sendable {
         }
     }
 
+    /// Adds mix64(key) of each key (the batch form keeps the register access out of the loop).
+    mutating func add(mixing keys: UnsafePointer<UInt64>, count n: Int) {
+        let shift = UInt64(64 - Self.precision)
+        let low = UInt64(Self.precision)
+        registers.withUnsafeMutableBufferPointer { r in
+            let base = r.baseAddress!
+            for i in 0..<n {
+                let hash = mix64(keys[i])
+                let index = Int(hash >> shift)
+                let rank = UInt8(((hash << low) | (1 << (low - 1))).leadingZeroBitCount + 1)
+                if base[index] < rank { base[index] = rank }
+            }
+        }
+    }
+
     mutating func merge(_ o: HyperLogLog) {
         registers.withUnsafeMutableBufferPointer { r in
             o.registers.withUnsafeBufferPointer { s in
@@ -275,10 +290,7 @@ struct DistinctCounter: Sendable {
         }
         guard case .approximate(var hll) = state else { return }
         state = .exact(ExactCounts(capacity: 1))
-        while i < n {
-            hll.add(hash: mix64(keys[i]))
-            i += 1
-        }
+        hll.add(mixing: keys + i, count: n - i)
         state = .approximate(hll)
     }
 

@@ -53,6 +53,50 @@ struct ColumnarFileTests {
         }
     }
 
+    /// Note [Buffer checksums]: SHA-256 over the SHA-256 digests of 1 MiB pieces, computed eight
+    /// pieces at a time; checked against the plain definition with NebulaCommon's SHA-256.
+    @Test(arguments: [0, 100, 1 << 20, (1 << 20) + 1, 5 * (1 << 20) + 12345])
+    func pieceChecksumMatchesItsDefinition(_ n: Int) {
+        var bytes = [UInt8](repeating: 0, count: n)
+        var state: UInt64 = UInt64(n) | 1
+        for i in 0..<n {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            bytes[i] = UInt8(truncatingIfNeeded: state >> 33)
+        }
+        var pieces: [UInt8] = []
+        var o = 0
+        while o < n {
+            pieces += SHA256.hash(bytes[o..<min(n, o + (1 << 20))])
+            o += 1 << 20
+        }
+        let expected = SHA256.hex(SHA256.hash(pieces))
+        let streamed = PieceDigest()
+        var at = 0
+        var step = 1
+        while at < n {
+            let m = min(step, n - at)
+            bytes.withUnsafeBytes { streamed.update(UnsafeRawBufferPointer(rebasing: $0[at..<(at + m)])) }
+            at += m
+            step = step * 7 % 3_000_001 + 1
+        }
+        #expect(streamed.finalize() == expected)
+        #expect(bytes.withUnsafeBytes { PieceDigest.checksum($0) } == expected)
+    }
+
+    /// The four-lane SIMD SHA-256 against the scalar one (release builds use it for every piece).
+    @Test func multiLaneSHA256MatchesScalar() {
+        let length = 4096 + 64
+        let messages = (0..<MultiLaneSHA256.lanes).map { lane in (0..<length).map { UInt8(truncatingIfNeeded: $0 * 31 + lane * 7) } }
+        let pointers = messages.map { m -> UnsafeMutableRawPointer in
+            let p = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 16)
+            m.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: length) }
+            return p
+        }
+        defer { pointers.forEach { $0.deallocate() } }
+        let lanes = MultiLaneSHA256.hashLanes(pointers.map { UnsafeRawPointer($0) }, length: length)
+        for (i, m) in messages.enumerated() { #expect(lanes[i] == SHA256.hash(m)) }
+    }
+
     @Test func corruptionIsDetected() throws {
         let s = Scratch()
         defer { s.remove() }
