@@ -76,8 +76,8 @@ for ((r = 1; r <= rounds; r++)); do
     tee -a "$out/runs.jsonl" >&2
 done
 info "floor: cat > /dev/null"
-start=$(date +%s.%N); cat "$data" > /dev/null; end=$(date +%s.%N)
-echo "{\"kind\": \"floor\", \"tool\": \"cat\", \"seconds\": $(echo "$end - $start" | bc)}" >> "$out/runs.jsonl"
+start=$(date +%s%N); cat "$data" > /dev/null; end=$(date +%s%N)
+echo "{\"kind\": \"floor\", \"tool\": \"cat\", \"seconds\": $(( (end - start) / 1000 ))e-6}" >> "$out/runs.jsonl"
 
 "$py" - "$out/runs.jsonl" "$data" <<'PY'
 import json, os, statistics, sys

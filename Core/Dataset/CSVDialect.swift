@@ -225,7 +225,13 @@ enum Sniffer {
     static func detectHeader(_ records: [[String]]) -> Bool {
         guard let first = records.first else { return false }
         let rest = records.dropFirst()
-        if rest.isEmpty { return true }
+        if rest.isEmpty {
+            // a lone record is a header unless every value is a number, date or boolean
+            return !first.allSatisfy { v in
+                let k = inferKind([v])
+                return k != .empty && k < .categorical
+            }
+        }
         var header = 0
         var data = 0
         for c in 0..<first.count {

@@ -56,28 +56,34 @@ struct FileHeader: Codable, Sendable {
     var profile: DatasetProfile
 }
 
-/// Spill files of one column during ingest (values, validity bytes, text bytes).
+/// Spill files of one column during ingest (values, validity bytes, text bytes). With many
+/// columns the files are opened per write instead of staying open, so a wide CSV does not run
+/// into the descriptor limit.
 final class ColumnSpill {
-    let valuesPath: String
-    let validityPath: String
-    let bytesPath: String
-    private var valuesFD: Int32 = -1
-    private var validityFD: Int32 = -1
-    private var bytesFD: Int32 = -1
+    enum File: Int { case values = 0, validity = 1, bytes = 2 }
+
+    let paths: [String]
+    private let keepOpen: Bool
+    private var descriptors: [Int32] = [-1, -1, -1]
+    private var created = [false, false, false]
     var validityStarted = false
     var pendingEmptyRows = 0
     var textBytes: Int64 = 0
     var nulls = 0
     var rows = 0
 
-    init(directory: String, column: Int) {
-        valuesPath = "\(directory)/c\(column).values"
-        validityPath = "\(directory)/c\(column).validity"
-        bytesPath = "\(directory)/c\(column).bytes"
+    init(directory: String, column: Int, keepOpen: Bool) {
+        paths = ["values", "validity", "bytes"].map { "\(directory)/c\(column).\($0)" }
+        self.keepOpen = keepOpen
     }
 
-    deinit {
-        for fd in [valuesFD, validityFD, bytesFD] where fd >= 0 { FileIO.close(fd) }
+    deinit { closeAll() }
+
+    func closeAll() {
+        for i in 0..<3 where descriptors[i] >= 0 {
+            FileIO.close(descriptors[i])
+            descriptors[i] = -1
+        }
     }
 
     static func width(_ kind: ParseKind) -> Int {
@@ -89,22 +95,34 @@ final class ColumnSpill {
         }
     }
 
-    private func values() throws -> Int32 {
-        if valuesFD < 0 { valuesFD = try FileIO.openWrite(valuesPath) }
-        return valuesFD
+    private func withFile(_ f: File, _ body: (Int32, String) throws -> Void) throws {
+        let i = f.rawValue
+        if descriptors[i] < 0 {
+            descriptors[i] = created[i] ? try FileIO.openAppend(paths[i]) : try FileIO.openWrite(paths[i])
+            created[i] = true
+        }
+        defer {
+            if !keepOpen {
+                FileIO.close(descriptors[i])
+                descriptors[i] = -1
+            }
+        }
+        try body(descriptors[i], paths[i])
     }
 
-    private func write<T>(_ fd: Int32, _ p: UnsafePointer<T>, _ n: Int, _ path: String) throws {
-        try FileIO.append(fd, UnsafeRawPointer(p), n * MemoryLayout<T>.stride, path: path)
+    private func write<T>(_ f: File, _ p: UnsafePointer<T>, _ n: Int) throws {
+        try withFile(f) { fd, path in try FileIO.append(fd, UnsafeRawPointer(p), n * MemoryLayout<T>.stride, path: path) }
     }
 
-    private func writeRepeated(_ fd: Int32, byte: UInt8, count: Int, path: String) throws {
+    private func writeRepeated(_ f: File, byte: UInt8, count: Int) throws {
         let block = [UInt8](repeating: byte, count: min(count, 1 << 20))
-        var left = count
-        while left > 0 {
-            let n = min(left, block.count)
-            try block.withUnsafeBytes { try FileIO.append(fd, $0.baseAddress!, n, path: path) }
-            left -= n
+        try withFile(f) { fd, path in
+            var left = count
+            while left > 0 {
+                let n = min(left, block.count)
+                try block.withUnsafeBytes { try FileIO.append(fd, $0.baseAddress!, n, path: path) }
+                left -= n
+            }
         }
     }
 
@@ -112,9 +130,9 @@ final class ColumnSpill {
         guard pendingEmptyRows > 0 else { return }
         if kind == .text {
             let ends = [Int64](repeating: textBytes, count: pendingEmptyRows)
-            try ends.withUnsafeBufferPointer { try write(try values(), $0.baseAddress!, $0.count, valuesPath) }
+            try ends.withUnsafeBufferPointer { try write(.values, $0.baseAddress!, $0.count) }
         } else {
-            try writeRepeated(try values(), byte: 0, count: pendingEmptyRows * Self.width(kind), path: valuesPath)
+            try writeRepeated(.values, byte: 0, count: pendingEmptyRows * Self.width(kind))
         }
         pendingEmptyRows = 0
     }
@@ -123,30 +141,27 @@ final class ColumnSpill {
         let n = col.rows
         nulls += col.nulls
         if col.nulls > 0 && !validityStarted {
-            validityFD = try FileIO.openWrite(validityPath)
-            try writeRepeated(validityFD, byte: 1, count: committedRows, path: validityPath)
+            try writeRepeated(.validity, byte: 1, count: committedRows)
             validityStarted = true
         }
-        if validityStarted { try write(validityFD, col.valid.base, n, validityPath) }
+        if validityStarted { try write(.validity, col.valid.base, n) }
         rows += n
         if col.kind == .empty {
             pendingEmptyRows += n
             return
         }
         try writeEmptyPrefix(kind: col.kind)
-        let fd = try values()
         switch col.kind {
-        case .integer, .datetime: try write(fd, col.i64.base, n, valuesPath)
-        case .float: try write(fd, col.f64.base, n, valuesPath)
-        case .date: try write(fd, col.i32.base, n, valuesPath)
-        case .categorical: try write(fd, col.u32.base, n, valuesPath)
-        case .boolean: try write(fd, col.u8.base, n, valuesPath)
+        case .integer, .datetime: try write(.values, col.i64.base, n)
+        case .float: try write(.values, col.f64.base, n)
+        case .date: try write(.values, col.i32.base, n)
+        case .categorical: try write(.values, col.u32.base, n)
+        case .boolean: try write(.values, col.u8.base, n)
         case .text:
-            if bytesFD < 0 { bytesFD = try FileIO.openWrite(bytesPath) }
-            try write(bytesFD, col.u8.base, col.u8.count, bytesPath)
+            try write(.bytes, col.u8.base, col.u8.count)
             let base = textBytes
             for i in 0..<n { col.ends.base[i] += base }
-            try write(fd, col.ends.base, n, valuesPath)
+            try write(.values, col.ends.base, n)
             textBytes += Int64(col.u8.count)
         case .empty: break
         }
@@ -154,13 +169,13 @@ final class ColumnSpill {
 
     func finish(kind: ParseKind, rows: Int) throws {
         try writeEmptyPrefix(kind: kind)
-        _ = try values()
-        if kind == .text && bytesFD < 0 { bytesFD = try FileIO.openWrite(bytesPath) }
+        try writeRepeated(.values, byte: 0, count: 0)  // make sure the file exists
+        if kind == .text { try writeRepeated(.bytes, byte: 0, count: 0) }
+        closeAll()
     }
 
-    var valuesDescriptor: Int32 { valuesFD }
-    var validityDescriptor: Int32 { validityFD }
-    var bytesDescriptor: Int32 { bytesFD }
+    /// A read descriptor of one spill file (the caller closes it).
+    func openForReading(_ f: File) throws -> Int32 { try FileIO.openRead(paths[f.rawValue]) }
 }
 
 /// Assembles the dataset file from the spills, hashing every buffer and computing histograms in
@@ -295,19 +310,20 @@ enum DatasetWriter {
         func run(_ job: Job, index: Int, results: Results) throws {
             let spill = committer.spills[job.column]
             let kind = committer.finalKinds[job.column]
-            let hash = PieceDigest()
+            let hash = PieceDigest(expectedLength: Int(job.length))
             var written: Int64 = 0
             func emit(_ p: UnsafeRawPointer, _ n: Int) throws {
                 hash.update(UnsafeRawBufferPointer(start: p, count: n))
                 try FileIO.writeFully(out, p, n, at: job.offset + written, path: path)
                 written += Int64(n)
             }
-            let blockRows = 1 << 20
+            let blockRows = max(8, min(1 << 20, rows))
             switch (job.role, kind) {
             case (.validity, _), (.values, .boolean):
-                let fd = job.role == .validity ? spill.validityDescriptor : spill.valuesDescriptor
+                let fd = try spill.openForReading(job.role == .validity ? .validity : .values)
+                defer { FileIO.close(fd) }
                 var bytes = [UInt8](repeating: 0, count: blockRows)
-                var bits = [UInt8](repeating: 0, count: blockRows / 8)
+                var bits = [UInt8](repeating: 0, count: (blockRows + 7) / 8)
                 var row = 0
                 while row < rows {
                     let n = min(blockRows, rows - row)
@@ -324,11 +340,17 @@ enum DatasetWriter {
             case (.offsets, _):
                 var zero: Int64 = 0
                 try withUnsafeBytes(of: &zero) { try emit($0.baseAddress!, 8) }
-                try copy(spill.valuesDescriptor, length: Int64(rows) * 8, emit: emit)
+                let fd = try spill.openForReading(.values)
+                defer { FileIO.close(fd) }
+                try copy(fd, length: Int64(rows) * 8, emit: emit)
             case (.values, .text):
-                try copy(spill.bytesDescriptor, length: spill.textBytes, emit: emit)
+                let fd = try spill.openForReading(.bytes)
+                defer { FileIO.close(fd) }
+                try copy(fd, length: spill.textBytes, emit: emit)
             case (.values, .categorical):
-                try copy(spill.valuesDescriptor, length: job.length, emit: emit)
+                let fd = try spill.openForReading(.values)
+                defer { FileIO.close(fd) }
+                try copy(fd, length: job.length, emit: emit)
             case (.values, _):
                 try numericValues(job, spill: spill, kind: kind, results: results, emit: emit)
             }
@@ -339,7 +361,7 @@ enum DatasetWriter {
         }
 
         private func copy(_ fd: Int32, length: Int64, emit: (UnsafeRawPointer, Int) throws -> Void) throws {
-            var block = [UInt8](repeating: 0, count: 4 << 20)
+            var block = [UInt8](repeating: 0, count: Int(max(1, min(Int64(4 << 20), length))))
             var done: Int64 = 0
             while done < length {
                 let n = Int(min(Int64(block.count), length - done))
@@ -360,20 +382,24 @@ enum DatasetWriter {
             let prefix = kind == .float ? committer.integerPrefix[c] : 0
             let m = committer.stats[c].moments
             var histogram = HistogramBuilder(bins: bins, lower: m.min, upper: m.max, enabled: m.count > 0)
-            let blockRows = 1 << 19
+            let blockRows = max(1, min(1 << 19, rows))
             var raw = [UInt8](repeating: 0, count: blockRows * width)
             var valid = [UInt8](repeating: 1, count: blockRows)
             var doubles = [Double](repeating: 0, count: blockRows)
+            let valuesFD = try spill.openForReading(.values)
+            defer { FileIO.close(valuesFD) }
+            let validityFD = spill.validityStarted ? try spill.openForReading(.validity) : -1
+            defer { if validityFD >= 0 { FileIO.close(validityFD) } }
             var row = 0
             while row < rows {
                 let n = min(blockRows, rows - row)
                 let got = try raw.withUnsafeMutableBytes {
-                    try FileIO.readFully(spill.valuesDescriptor, $0.baseAddress!, n * width, Int64(row * width), path: path)
+                    try FileIO.readFully(valuesFD, $0.baseAddress!, n * width, Int64(row * width), path: path)
                 }
                 if got != n * width { throw DatasetError(.io, "spill file is short", path: path) }
                 if spill.validityStarted {
                     _ = try valid.withUnsafeMutableBytes {
-                        try FileIO.readFully(spill.validityDescriptor, $0.baseAddress!, n, Int64(row), path: path)
+                        try FileIO.readFully(validityFD, $0.baseAddress!, n, Int64(row), path: path)
                     }
                 }
                 raw.withUnsafeMutableBytes { r in

@@ -21,6 +21,12 @@ enum FileIO {
         return fd
     }
 
+    static func openAppend(_ path: String) throws -> Int32 {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        if fd < 0 { throw DatasetError(.io, "cannot open for appending: \(lastError())", path: path) }
+        return fd
+    }
+
     static func size(_ fd: Int32, path: String) throws -> Int64 {
         var st = stat()
         if fstat(fd, &st) != 0 { throw DatasetError(.io, "cannot stat: \(lastError())", path: path) }

@@ -47,6 +47,15 @@ public struct IngestReport: Sendable, Codable {
     /// already written (Note [Widening during ingest]).
     public var restarts: Int
     public var profile: DatasetProfile
+    /// Wall-clock seconds of the phases: sniffing, the parallel pass(es) (parse, statistics,
+    /// spilling), and assembling the file (checksums, histograms, header).
+    public var timings: Timings
+
+    public struct Timings: Sendable, Codable {
+        public var sniff: Double
+        public var parse: Double
+        public var assemble: Double
+    }
 }
 
 /// What the sniffer found in the first records.
@@ -150,10 +159,17 @@ public enum CSVIngest {
         guard options.chunkSize >= 16, options.threads >= 1, options.sampleRows >= 1 else {
             throw DatasetError(.invalidArgument, "chunkSize must be >= 16, threads and sampleRows >= 1")
         }
+        let clock = ContinuousClock()
+        let started = clock.now
+        func seconds(since t: ContinuousClock.Instant) -> Double {
+            let d = clock.now - t
+            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        }
         let fd = try FileIO.openRead(path)
         defer { FileIO.close(fd) }
         let size = try FileIO.size(fd, path: path)
         let sniffed = try sniff(fd: fd, size: size, path: path, options: options)
+        let sniffSeconds = seconds(since: started)
         let temporary = try FileIO.makeTemporaryDirectory(near: output)
         defer { FileIO.removeTree(temporary) }
 
@@ -164,8 +180,11 @@ public enum CSVIngest {
         while true {
             let pass = IngestPass(fd: fd, path: path, size: size, sniffed: sniffed, kinds: kinds, options: options,
                                   temporary: temporary)
+            let passStarted = clock.now
             do {
                 try pass.run()
+                let parseSeconds = seconds(since: passStarted)
+                let assembleStarted = clock.now
                 let committer = pass.committer
                 for (c, n) in widenedByRestart { committer.widenCounts[c] += n }
                 let result = try DatasetWriter.write(committer: committer, to: output, sourcePath: path,
@@ -182,7 +201,9 @@ public enum CSVIngest {
                                     columnNames: sniffed.names, types: committer.finalKinds.map(\.columnType),
                                     rows: committer.committedRows, badRows: committer.badRows,
                                     badRowSamples: committer.badSamples, widenings: widenings, restarts: restarts,
-                                    profile: result)
+                                    profile: result,
+                                    timings: .init(sniff: sniffSeconds, parse: parseSeconds,
+                                                   assemble: seconds(since: assembleStarted)))
             } catch let restart as RestartNeeded {
                 restarts += 1
                 if restarts > maxRestarts { throw DatasetError(.typeMismatch, "column types did not settle", path: path) }
@@ -580,7 +601,7 @@ final class Committer {
         self.sampleShift = sampleShift
         widenCounts = [Int](repeating: 0, count: names.count)
         integerPrefix = [Int](repeating: 0, count: names.count)
-        spills = (0..<names.count).map { ColumnSpill(directory: temporary, column: $0) }
+        spills = (0..<names.count).map { ColumnSpill(directory: temporary, column: $0, keepOpen: names.count <= 128) }
         stats = (0..<names.count).map { c in
             ColumnStatsState(distinct: DistinctCounter(limit: options.exactDistinctLimit),
                              sketch: QuantileSketch(exactLimit: options.exactQuantileLimit, seed: options.seed &+ UInt64(c)),

@@ -22,7 +22,26 @@ final class PieceDigest {
     private var pieceDigests: [UInt8] = []
     private static let lanes = MultiLaneSHA256.lanes
 
-    init() { staged = UnsafeMutableRawPointer.allocate(byteCount: Self.lanes * digestPieceSize, alignment: 64) }
+    private let capacity: Int
+
+    /// `expectedLength` sizes the staging area (at most `lanes` pieces).
+    init(expectedLength: Int = Int.max) {
+        capacity = Self.lanes * digestPieceSize
+        staged = UnsafeMutableRawPointer.allocate(byteCount: max(64, min(capacity, expectedLength)), alignment: 64)
+        allocated = max(64, min(capacity, expectedLength))
+    }
+
+    private var allocated: Int
+
+    private func ensure(_ bytes: Int) {
+        guard bytes > allocated else { return }
+        let size = min(capacity, max(bytes, allocated * 2))
+        let bigger = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        bigger.copyMemory(from: staged, byteCount: stagedCount)
+        staged.deallocate()
+        staged = bigger
+        allocated = size
+    }
 
     deinit { staged.deallocate() }
 
@@ -48,9 +67,9 @@ final class PieceDigest {
     func update(_ bytes: UnsafeRawBufferPointer) {
         guard var p = bytes.baseAddress else { return }
         var left = bytes.count
-        let capacity = Self.lanes * digestPieceSize
         while left > 0 {
             let n = min(left, capacity - stagedCount)
+            ensure(stagedCount + n)
             (staged + stagedCount).copyMemory(from: p, byteCount: n)
             stagedCount += n
             p += n

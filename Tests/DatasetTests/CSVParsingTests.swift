@@ -143,6 +143,8 @@ struct CSVParsingTests {
         #expect(r2.dialect.hasHeader && r2.rows == 2)
         let (r3, _) = try ingest("city,country\nParis,France\nLyon,France\n", scratch: s)
         #expect(r3.dialect.hasHeader && r3.rows == 2)
+        let (r4, _) = try ingest("5,6.5\n", scratch: s)
+        #expect(!r4.dialect.hasHeader && r4.rows == 1)
     }
 
     @Test func streamingReaderYieldsRecords() throws {
