@@ -233,14 +233,17 @@ enum DatasetWriter {
             let results = Results(jobs: jobs.count, columns: kinds.count)
             let next = Atomic<Int>(0)
             let group = DispatchGroup()
+            // longest buffers first, so the threads finish together
+            let order = jobs.indices.sorted { jobs[$0].length > jobs[$1].length }
             let jobList = jobs
             let context = JobContext(committer: committer, out: out, path: partial, rows: rows, bins: options.histogramBins)
             for _ in 0..<min(options.threads, max(1, jobs.count)) {
                 group.enter()
                 Thread {
                     while true {
-                        let j = next.wrappingAdd(1, ordering: .relaxed).oldValue
-                        if j >= jobList.count { break }
+                        let n = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                        if n >= order.count { break }
+                        let j = order[n]
                         do {
                             try context.run(jobList[j], index: j, results: results)
                         } catch {
@@ -403,27 +406,30 @@ enum DatasetWriter {
                     }
                 }
                 raw.withUnsafeMutableBytes { r in
-                    doubles.withUnsafeMutableBufferPointer { d in
-                        switch kind {
-                        case .float:
-                            let f = r.bindMemory(to: Double.self)
-                            if row < prefix {
-                                // Note [Widening during ingest]: rows written as Int64 before the widening
-                                let ints = UnsafeRawBufferPointer(r).bindMemory(to: Int64.self)
-                                for i in 0..<min(n, prefix - row) { f[i] = Double(ints[i]) }
-                            }
-                            for i in 0..<n { d[i] = f[i] }
-                        case .date:
-                            let v = r.bindMemory(to: Int32.self)
-                            for i in 0..<n { d[i] = Double(v[i]) }
-                        default:
-                            let v = r.bindMemory(to: Int64.self)
-                            for i in 0..<n { d[i] = Double(v[i]) }
+                    let base = r.baseAddress!
+                    if kind == .float && row < prefix {
+                        // Note [Widening during ingest]: rows written as Int64 before the widening
+                        for i in 0..<min(n, prefix - row) {
+                            let v = base.load(fromByteOffset: i * 8, as: Int64.self)
+                            base.storeBytes(of: Double(v), toByteOffset: i * 8, as: Double.self)
                         }
                     }
-                }
-                doubles.withUnsafeBufferPointer { d in
-                    valid.withUnsafeBufferPointer { v in histogram.add(d.baseAddress!, v.baseAddress!, n) }
+                    valid.withUnsafeBufferPointer { v in
+                        switch kind {
+                        case .float:
+                            base.withMemoryRebound(to: Double.self, capacity: n) { histogram.add($0, v.baseAddress!, n) }
+                        case .date:
+                            doubles.withUnsafeMutableBufferPointer { d in
+                                for i in 0..<n { d[i] = Double(base.load(fromByteOffset: i * 4, as: Int32.self)) }
+                                histogram.add(d.baseAddress!, v.baseAddress!, n)
+                            }
+                        default:
+                            doubles.withUnsafeMutableBufferPointer { d in
+                                for i in 0..<n { d[i] = Double(base.load(fromByteOffset: i * 8, as: Int64.self)) }
+                                histogram.add(d.baseAddress!, v.baseAddress!, n)
+                            }
+                        }
+                    }
                 }
                 try raw.withUnsafeBytes { try emit($0.baseAddress!, n * width) }
                 row += n
@@ -527,7 +533,7 @@ struct HistogramBuilder {
         norm = Double(bins) / (last - first)
     }
 
-    mutating func add(_ x: UnsafePointer<Double>, _ valid: UnsafePointer<UInt8>, _ n: Int) {
+    mutating func add(_ x: UnsafeMutablePointer<Double>, _ valid: UnsafePointer<UInt8>, _ n: Int) {
         guard enabled else { return }
         counts.withUnsafeMutableBufferPointer { ct in
             edges.withUnsafeBufferPointer { edge in

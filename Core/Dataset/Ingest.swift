@@ -644,7 +644,7 @@ final class Committer {
             var events = [Int](repeating: 0, count: target.count)
             chunk.parser = try pass.parse(buffer, from: chunk.start, ownedEnd: chunk.ownedEnd, kinds: &target,
                                           events: &events)
-            for c in 0..<events.count { chunk.widenEvents[c] += events[c] }
+            for c in 0..<events.count { chunk.widenEvents[c] = max(chunk.widenEvents[c], events[c]) }
             chunk.kinds = target
             changed = true
         }

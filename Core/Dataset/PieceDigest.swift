@@ -68,6 +68,13 @@ final class PieceDigest {
         guard var p = bytes.baseAddress else { return }
         var left = bytes.count
         while left > 0 {
+            if stagedCount == 0 && left >= capacity {
+                // whole groups of pieces straight from the caller's bytes, no staging copy
+                hashLanes(pointer: UnsafeRawPointer(p), count: Self.lanes)
+                p += capacity
+                left -= capacity
+                continue
+            }
             let n = min(left, capacity - stagedCount)
             ensure(stagedCount + n)
             (staged + stagedCount).copyMemory(from: p, byteCount: n)
@@ -82,8 +89,12 @@ final class PieceDigest {
     }
 
     private func hashLanes(from offset: Int, count: Int) {
-        var pointers = [UnsafeRawPointer](repeating: UnsafeRawPointer(staged), count: Self.lanes)
-        for i in 0..<Self.lanes { pointers[i] = UnsafeRawPointer(staged + offset + min(i, count - 1) * digestPieceSize) }
+        hashLanes(pointer: UnsafeRawPointer(staged + offset), count: count)
+    }
+
+    private func hashLanes(pointer: UnsafeRawPointer, count: Int) {
+        var pointers = [UnsafeRawPointer](repeating: pointer, count: Self.lanes)
+        for i in 0..<Self.lanes { pointers[i] = pointer + min(i, count - 1) * digestPieceSize }
         let digests = MultiLaneSHA256.hash(pointers, length: digestPieceSize)
         for i in 0..<count { pieceDigests += digests[i] }
     }

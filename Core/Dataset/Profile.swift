@@ -73,8 +73,9 @@ public struct Widening: Codable, Sendable, Equatable {
     public var column: String
     public var from: ColumnType
     public var to: ColumnType
-    /// Values that did not fit the narrower type (counted where the parser saw them; for widenings
-    /// that restarted the pass, the number of chunks that disagreed).
+    /// How often the widening was forced: the number of chunks in which a value did not fit the
+    /// narrower type (each such chunk converts or re-parses once; later values of the chunk are
+    /// not counted).
     public var values: Int
 
     public init(column: String, from: ColumnType, to: ColumnType, values: Int) {
