@@ -4,6 +4,27 @@ import Glibc
 import Darwin
 #endif
 
+/// The C library's functions whose names `FileIO` reuses, reached without naming the module.
+private enum LibC {
+    #if canImport(Glibc)
+    static func pread(_ fd: Int32, _ b: UnsafeMutableRawPointer, _ n: Int, _ o: off_t) -> Int { Glibc.pread(fd, b, n, o) }
+    static func pwrite(_ fd: Int32, _ b: UnsafeRawPointer, _ n: Int, _ o: off_t) -> Int { Glibc.pwrite(fd, b, n, o) }
+    static func write(_ fd: Int32, _ b: UnsafeRawPointer, _ n: Int) -> Int { Glibc.write(fd, b, n) }
+    static func close(_ fd: Int32) -> Int32 { Glibc.close(fd) }
+    static func unlink(_ p: String) -> Int32 { Glibc.unlink(p) }
+    static func rename(_ a: String, _ b: String) -> Int32 { Glibc.rename(a, b) }
+    static func rmdir(_ p: String) -> Int32 { Glibc.rmdir(p) }
+    #else
+    static func pread(_ fd: Int32, _ b: UnsafeMutableRawPointer, _ n: Int, _ o: off_t) -> Int { Darwin.pread(fd, b, n, o) }
+    static func pwrite(_ fd: Int32, _ b: UnsafeRawPointer, _ n: Int, _ o: off_t) -> Int { Darwin.pwrite(fd, b, n, o) }
+    static func write(_ fd: Int32, _ b: UnsafeRawPointer, _ n: Int) -> Int { Darwin.write(fd, b, n) }
+    static func close(_ fd: Int32) -> Int32 { Darwin.close(fd) }
+    static func unlink(_ p: String) -> Int32 { Darwin.unlink(p) }
+    static func rename(_ a: String, _ b: String) -> Int32 { Darwin.rename(a, b) }
+    static func rmdir(_ p: String) -> Int32 { Darwin.rmdir(p) }
+    #endif
+}
+
 /// The POSIX calls of this module, in one place: each checks its return code and turns it into a
 /// `DatasetError` carrying `strerror(errno)` captured right after the call.
 enum FileIO {
@@ -35,7 +56,7 @@ enum FileIO {
 
     static func pread(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, _ offset: Int64) -> Int {
         while true {
-            let n = Glibc.pread(fd, buf, count, off_t(offset))
+            let n = LibC.pread(fd, buf, count, off_t(offset))
             if n < 0 && errno == EINTR { continue }
             return n
         }
@@ -56,7 +77,7 @@ enum FileIO {
     static func writeFully(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int, at offset: Int64, path: String) throws {
         var done = 0
         while done < count {
-            let n = Glibc.pwrite(fd, buf + done, count - done, off_t(offset + Int64(done)))
+            let n = LibC.pwrite(fd, buf + done, count - done, off_t(offset + Int64(done)))
             if n < 0 {
                 if errno == EINTR { continue }
                 throw DatasetError(.io, "write failed: \(lastError())", path: path)
@@ -68,7 +89,7 @@ enum FileIO {
     static func append(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int, path: String) throws {
         var done = 0
         while done < count {
-            let n = Glibc.write(fd, buf + done, count - done)
+            let n = LibC.write(fd, buf + done, count - done)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw DatasetError(.io, "write failed: \(lastError())", path: path)
@@ -83,15 +104,15 @@ enum FileIO {
 
     static func seekToStart(_ fd: Int32) { lseek(fd, 0, SEEK_SET) }
 
-    static func close(_ fd: Int32) { _ = Glibc.close(fd) }
+    static func close(_ fd: Int32) { _ = LibC.close(fd) }
 
-    static func unlink(_ path: String) { _ = Glibc.unlink(path) }
+    static func unlink(_ path: String) { _ = LibC.unlink(path) }
 
     static func rename(_ from: String, _ to: String) throws {
-        if Glibc.rename(from, to) != 0 { throw DatasetError(.io, "cannot rename to \(to): \(lastError())", path: from) }
+        if LibC.rename(from, to) != 0 { throw DatasetError(.io, "cannot rename to \(to): \(lastError())", path: from) }
     }
 
-    static func rmdir(_ path: String) { _ = Glibc.rmdir(path) }
+    static func rmdir(_ path: String) { _ = LibC.rmdir(path) }
 
     static func makeTemporaryDirectory(near path: String) throws -> String {
         let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
@@ -129,7 +150,7 @@ enum FileIO {
     private static func procStatus(_ key: String) -> Int? {
         let fd = open("/proc/self/status", O_RDONLY)
         if fd < 0 { return nil }
-        defer { _ = Glibc.close(fd) }
+        defer { _ = LibC.close(fd) }
         var bytes = [UInt8](repeating: 0, count: 8192)
         let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 8192) }
         guard n > 0 else { return nil }
