@@ -46,6 +46,10 @@ public struct IngestReport: Sendable, Codable {
     /// Full passes restarted because a column widened in a way that needs the text of rows
     /// already written (Note [Widening during ingest]).
     public var restarts: Int
+    /// Chunks whose guessed first record was wrong and that were parsed again from the true start
+    /// (Note [Speculative chunk boundaries]), out of `chunks`.
+    public var reparsedChunks: Int
+    public var chunks: Int
     public var profile: DatasetProfile
     /// Wall-clock seconds of the phases: sniffing, the parallel pass(es) (parse, statistics,
     /// spilling), and assembling the file (checksums, histograms, header).
@@ -201,6 +205,7 @@ public enum CSVIngest {
                                     columnNames: sniffed.names, types: committer.finalKinds.map(\.columnType),
                                     rows: committer.committedRows, badRows: committer.badRows,
                                     badRowSamples: committer.badSamples, widenings: widenings, restarts: restarts,
+                                    reparsedChunks: committer.reparsedChunks, chunks: pass.chunkCount,
                                     profile: result,
                                     timings: .init(sniff: sniffSeconds, parse: parseSeconds,
                                                    assemble: seconds(since: assembleStarted)))
@@ -430,9 +435,8 @@ final class IngestPass: @unchecked Sendable {
         var start = 0
         if index > 0 {
             while true {
-                let found = memchr(buffer.base, Int32(Ascii.newline), buffer.count)
-                if let found {
-                    start = UnsafeMutableRawPointer(found) - UnsafeMutableRawPointer(buffer.base) + 1
+                if let s = guessFirstRecordStart(buffer) {
+                    start = s
                     break
                 }
                 if buffer.atEOF {
@@ -449,6 +453,55 @@ final class IngestPass: @unchecked Sendable {
                                 parser: parser, kinds: k, widenEvents: events)
         chunk.stats = computeStats(chunk)
         return chunk
+    }
+
+    /// Guesses where the first record starts in a chunk buffer whose byte 0 is the last byte of
+    /// the previous range (Note [Speculative chunk boundaries]). The quote state at the start is
+    /// read from the first quote with an unambiguous neighbourhood (Ge et al., "Speculative
+    /// Distributed CSV Data Parsing", SIGMOD 2019): `"` followed by a delimiter or line end and not
+    /// preceded by one closes a field (so the range started inside quotes); `"` preceded by a
+    /// delimiter or line start and not followed by one opens a field. Quotes passed on the way
+    /// flip the state. The record starts after the first LF outside quotes. Nil: no such LF yet.
+    func guessFirstRecordStart(_ buffer: ChunkBuffer) -> Int? {
+        let b = buffer.base
+        let n = buffer.count
+        let limit = min(n, 1 << 16)
+        func boundary(_ c: UInt8) -> Bool { c == delimiter || c == Ascii.newline || c == Ascii.carriageReturn }
+        var inside = false
+        var skipped = 0
+        var i = 1
+        search: while i < limit {
+            guard let q = memchr(b + i, Int32(Ascii.quote), limit - i) else { break }
+            let at = UnsafeMutableRawPointer(q) - UnsafeMutableRawPointer(b)
+            let next: UInt8 = at + 1 < n ? b[at + 1] : Ascii.newline
+            let previous = b[at - 1]
+            if next == Ascii.quote {
+                skipped += 2
+                i = at + 2
+                continue
+            }
+            if boundary(next) && !boundary(previous) {
+                inside = skipped % 2 == 0  // this quote closes: odd quotes before it → started outside
+                break search
+            }
+            if boundary(previous) && !boundary(next) {
+                inside = skipped % 2 == 1
+                break search
+            }
+            skipped += 1
+            i = at + 1
+        }
+        var j = 0
+        while j < n {
+            let c = b[j]
+            if c == Ascii.quote {
+                inside.toggle()
+            } else if c == Ascii.newline && !inside {
+                return j + 1
+            }
+            j += 1
+        }
+        return nil
     }
 
     func parse(_ buffer: ChunkBuffer, from: Int, ownedEnd: Int, kinds: inout [ParseKind], events: inout [Int]) throws
@@ -578,6 +631,7 @@ final class Committer {
     var expectedStart: Int64
     var badRows = 0
     var badSamples: [String] = []
+    var reparsedChunks = 0
     var widenCounts: [Int]
     /// Rows written as Int64 before an int → float widening, per column.
     var integerPrefix: [Int]
@@ -623,6 +677,7 @@ final class Committer {
         if buffer.fileOffset + Int64(chunk.start) != expectedStart {
             chunk.start = Int(expectedStart - buffer.fileOffset)
             // the guess was wrong: whatever that parse widened is discarded with it
+            reparsedChunks += 1
             var k = kinds
             var events = [Int](repeating: 0, count: k.count)
             chunk.parser = try pass.parse(buffer, from: chunk.start, ownedEnd: chunk.ownedEnd, kinds: &k, events: &events)

@@ -55,6 +55,7 @@ struct CSVParsingTests {
         options.sampleRows = 5
         let (r, d) = try ingest(text, options: options, scratch: s)
         #expect(r.rows == 400)
+        #expect(r.reparsedChunks > 0 && r.reparsedChunks < r.chunks)
         #expect(try strings(d, "comment").map { $0 ?? "" } == expected)
         let ids = try d.column("id").withInt64s { Array($0) }
         #expect(ids == (0..<400).map { Int64($0) })

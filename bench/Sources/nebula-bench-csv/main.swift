@@ -26,6 +26,7 @@ do {
         "kind": "csv", "tool": "nebula", "threads": options.threads, "file_mb": (mb * 10).rounded() / 10,
         "total_s": (seconds * 1000).rounded() / 1000, "total_mb_per_s": (mb / seconds * 10).rounded() / 10,
         "rows": report.rows, "restarts": report.restarts, "bad_rows": report.badRows,
+        "chunks": report.chunks, "reparsed_chunks": report.reparsedChunks,
         "sniff_s": (report.timings.sniff * 1000).rounded() / 1000, "parse_s": (report.timings.parse * 1000).rounded() / 1000,
         "assemble_s": (report.timings.assemble * 1000).rounded() / 1000,
         "loadavg_1m": (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.flatMap { Double($0) } ?? -1,
