@@ -77,8 +77,9 @@ public struct CSVSchemaGuess: Sendable {
 // records that *start* inside its range and reads past the range's end to finish the last one.
 // Where a record starts cannot be known without the quote state at the range's start, which
 // depends on everything before it. Rather than a first pass counting quote parity over the whole
-// file, each worker guesses: the first record starts after the first LF at or after the range's
-// first byte (exact unless a quoted field with an embedded newline spans the boundary). Chunks are
+// file, each worker guesses the quote state at its first byte from the first quote with an
+// unambiguous neighbourhood (`guessFirstRecordStart`), and takes the first record to start after
+// the first LF outside quotes. Without quotes near the boundary that is simply the first LF. Chunks are
 // committed strictly in file order, and the commit of chunk i knows where chunk i-1's last record
 // really ended; if chunk i's guess differs, the committer re-parses chunk i from the true start (its
 // bytes are still in memory). So the result is always that of a sequential parse; a wrong guess costs
