@@ -122,6 +122,8 @@ final class ByteStringTable {
         return String(decoding: buf, as: UTF8.self)
     }
 
+    func hash(_ code: Int) -> UInt64 { hashes.base[code] }
+
     func bytes(_ code: Int) -> UnsafeBufferPointer<UInt8> {
         let start = code == 0 ? 0 : ends.base[code - 1]
         return UnsafeBufferPointer(start: bytes.base + start, count: ends.base[code] - start)

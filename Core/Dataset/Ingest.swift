@@ -109,7 +109,12 @@ struct ChunkColumnStats {
     var distinct: DistinctCounter?
     var sketch: QuantileSketch?
     var codeCounts: [Int] = []
+    /// Text: value counts (exact, or a Misra-Gries summary when `textCountsExact` is false, each
+    /// count then low by at most `textUndercount`) and distinct counting of the values' hashes.
     var textCounts: [String: Int] = [:]
+    var textCountsExact = true
+    var textUndercount = 0
+    var textDistinct: DistinctCounter?
     var trues = 0
 }
 
@@ -588,15 +593,35 @@ final class IngestPass: @unchecked Sendable {
                 }
                 s.codeCounts = counts
             case .text:
-                var counts: [String: Int] = [:]
+                // count through a byte-string table; only distinct values become Strings
+                let table = ByteStringTable()
+                var counts: [Int] = []
                 for i in 0..<n where valid == nil || valid![i] != 0 {
                     let start = i == 0 ? 0 : Int(col.ends.base[i - 1])
                     let end = Int(col.ends.base[i])
-                    let str = String(decoding: UnsafeBufferPointer(start: col.u8.base + start, count: end - start),
-                                     as: UTF8.self)
-                    counts[str, default: 0] += 1
+                    let code = Int(table.code(UnsafePointer(col.u8.base + start), end - start))
+                    if code == counts.count { counts.append(0) }
+                    counts[code] += 1
                 }
-                s.textCounts = counts
+                var keys = (0..<table.count).map { table.hash($0) }
+                var d = DistinctCounter(limit: options.exactDistinctLimit, exact: distinctExact[c])
+                keys.withUnsafeMutableBufferPointer { d.add(keys: UnsafePointer($0.baseAddress!), count: $0.count) }
+                s.textDistinct = d
+                var kept = Array(counts.indices)
+                let k = FrequentStrings.defaultSummarySize
+                if counts.count > options.exactDistinctLimit && counts.count > k {
+                    // Misra-Gries reduction of the chunk (Note [Profile sketches]): keep the counters
+                    // above the (k+1)-th largest count, minus that count
+                    let cut = counts.sorted(by: >)[k]
+                    kept = kept.filter { counts[$0] > cut }
+                    for i in kept { counts[i] -= cut }
+                    s.textCountsExact = false
+                    s.textUndercount = cut
+                }
+                var out: [String: Int] = [:]
+                out.reserveCapacity(kept.count)
+                for i in kept { out[table.string(i)] = counts[i] }
+                s.textCounts = out
             case .empty:
                 break
             }
@@ -782,20 +807,18 @@ final class Committer {
             case .boolean:
                 stats[c].trues += s.trues
             case .text:
-                stats[c].frequent.merge(s.textCounts)
-                var keys = s.textCounts.keys.map { k -> UInt64 in
-                    var k = k
-                    return k.withUTF8 { hashBytes($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count) }
+                stats[c].frequent.merge(s.textCounts, exact: s.textCountsExact, undercount: s.textUndercount)
+                if let d = s.textDistinct {
+                    let wasExact = stats[c].textDistinct.isExact
+                    stats[c].textDistinct.merge(d)
+                    if wasExact && !stats[c].textDistinct.isExact { flagsChanged = true }
                 }
-                var d = DistinctCounter(limit: options.exactDistinctLimit)
-                keys.withUnsafeMutableBufferPointer { d.add(keys: UnsafePointer($0.baseAddress ?? UnsafeMutablePointer(bitPattern: 8)!), count: $0.count) }
-                stats[c].textDistinct.merge(d)
             case .categorical, .empty:
                 break
             }
         }
         if flagsChanged {
-            let flags = stats.map { $0.distinct.isExact }
+            let flags = stats.enumerated().map { c, s in kinds[c] == .text ? s.textDistinct.isExact : s.distinct.isExact }
             distinctFlags.withLock { $0 = flags }
         }
         // 7. spill

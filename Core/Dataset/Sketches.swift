@@ -430,13 +430,21 @@ struct FrequentStrings: Sendable {
     let exactLimit: Int
     let summarySize: Int
 
-    init(exactLimit: Int, summarySize: Int = 1024) {
+    static let defaultSummarySize = 1024
+
+    init(exactLimit: Int, summarySize: Int = FrequentStrings.defaultSummarySize) {
         self.exactLimit = exactLimit
         self.summarySize = summarySize
     }
 
-    mutating func merge(_ chunk: [String: Int]) {
+    /// Adds a chunk's counts: exact ones, or a Misra-Gries summary whose counts are low by at most
+    /// `undercount`.
+    mutating func merge(_ chunk: [String: Int], exact chunkExact: Bool = true, undercount chunkUndercount: Int = 0) {
         for (k, v) in chunk { counts[k, default: 0] += v }
+        if !chunkExact {
+            exact = false
+            undercount += chunkUndercount
+        }
         if exact, counts.count <= exactLimit { return }
         exact = false
         prune()

@@ -219,6 +219,34 @@ struct ProfileTests {
         #expect(r.profile.column("date")?.min == Double(15340))  // 2012-01-01
     }
 
+    /// Text past `exactDistinctLimit`: Misra-Gries keeps the heavy hitters (counts low by at most
+    /// n/(k+1)), HyperLogLog estimates the distinct count.
+    @Test func frequentTextValuesPastTheExactLimit() throws {
+        let s = Scratch()
+        defer { s.remove() }
+        var text = "comment\n"
+        var distinct = Set<String>()
+        for i in 0..<6000 {
+            let v = i % 4 == 0 ? "the usual hot take" : i % 10 == 1 ? "a warm and fuzzy one" : "unique remark number \(i)"
+            distinct.insert(v)
+            text += v + "\n"
+        }
+        var o = CSVIngestOptions()
+        o.chunkSize = 16 << 10
+        o.threads = 2
+        o.exactDistinctLimit = 200
+        o.header = .present
+        let (r, _) = try ingest(text, options: o, scratch: s)
+        let p = try #require(r.profile.column("comment"))
+        #expect(r.types == [.text])
+        #expect(p.topValuesExact == false && p.distinctExact == false)
+        let top = try #require(p.topValues)
+        #expect(top.count >= 2)
+        #expect(top[0].value == "the usual hot take" && top[0].count <= 1500 && top[0].count >= 1500 - 6000 / 1025 * 2)
+        #expect(top[1].value == "a warm and fuzzy one" && top[1].count <= 600)
+        #expect(abs(Double(p.distinct - distinct.count)) / Double(distinct.count) < 0.03, "\(p.distinct) vs \(distinct.count)")
+    }
+
     /// Past `exactQuantileLimit` the quartiles come from the sketch; against the exact order
     /// statistics their rank error stays within 1% (Note [Profile sketches]), and the distinct
     /// count past `exactDistinctLimit` is a HyperLogLog estimate within 3%.
