@@ -143,6 +143,41 @@ enum FileIO {
 
     static func unmap(_ p: UnsafeRawPointer, _ length: Int) { munmap(UnsafeMutableRawPointer(mutating: p), length) }
 
+    /// Maps `length` bytes at `offset` (a multiple of the page size) shared, read-only or writable.
+    static func mapWindow(_ fd: Int32, offset: Int64, length: Int, writable: Bool, path: String) throws
+        -> UnsafeMutableRawPointer
+    {
+        let p = mmap(nil, length, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, off_t(offset))
+        if p == MAP_FAILED || p == nil { throw DatasetError(.io, "cannot map: \(lastError())", path: path) }
+        _ = madvise(p, length, MADV_SEQUENTIAL)
+        return p!
+    }
+
+    /// The file system's block size for `fd` (at least the page size).
+    static func blockSize(_ fd: Int32) -> Int64 {
+        var st = stat()
+        let page = Int64(sysconf(Int32(_SC_PAGESIZE)))
+        guard fstat(fd, &st) == 0 else { return max(page, 4096) }
+        let b = Int64(st.st_blksize)
+        return b > 0 && b % page == 0 ? b : max(page, 4096)
+    }
+
+    /// Removes [offset, offset + length) from the file, shifting what follows down
+    /// (fallocate FALLOC_FL_COLLAPSE_RANGE; ext4 and XFS, block-aligned ranges not reaching the end
+    /// of the file). False where the file system or the C library cannot do it. `fallocate` is
+    /// looked up at run time: the Glibc module does not export it.
+    static func collapseRange(_ fd: Int32, offset: Int64, length: Int64) -> Bool {
+        #if os(Linux)
+        typealias Fallocate = @convention(c) (Int32, Int32, Int64, Int64) -> Int32
+        guard let symbol = dlsym(nil, "fallocate") else { return false }
+        let fallocate = unsafeBitCast(symbol, to: Fallocate.self)
+        let collapseRange: Int32 = 0x08  // FALLOC_FL_COLLAPSE_RANGE, linux/falloc.h
+        return fallocate(fd, collapseRange, offset, length) == 0
+        #else
+        return false
+        #endif
+    }
+
     /// Peak resident set size of this process in bytes (VmHWM), nil where /proc is missing.
     static func peakResidentBytes() -> Int? { procStatus("VmHWM:") }
     static func residentBytes() -> Int? { procStatus("VmRSS:") }

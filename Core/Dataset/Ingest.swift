@@ -187,9 +187,16 @@ public enum CSVIngest {
         var restarts = 0
         var widenedByRestart: [Int: Int] = [:]
         let maxRestarts = 4 * sniffed.names.count + 1
+        let partial = output + ".partial"
         while true {
+            let layout = try OutputLayout(path: partial, kinds: kinds, estimatedRows: sniffed.estimatedRows)
+            var finished = false
+            defer {
+                layout.close()
+                if !finished { FileIO.unlink(partial) }
+            }
             let pass = IngestPass(fd: fd, path: path, size: size, sniffed: sniffed, kinds: kinds, options: options,
-                                  temporary: temporary)
+                                  temporary: temporary, layout: layout)
             let passStarted = clock.now
             do {
                 try pass.run()
@@ -197,9 +204,10 @@ public enum CSVIngest {
                 let assembleStarted = clock.now
                 let committer = pass.committer
                 for (c, n) in widenedByRestart { committer.widenCounts[c] += n }
-                let result = try DatasetWriter.write(committer: committer, to: output, sourcePath: path,
-                                                     sourceBytes: Int(size), dialect: sniffed.dialect,
-                                                     options: options)
+                let result = try DatasetWriter.write(committer: committer, layout: layout, to: output,
+                                                     sourcePath: path, sourceBytes: Int(size),
+                                                     dialect: sniffed.dialect, options: options)
+                finished = true
                 let widenings = (0..<sniffed.names.count).compactMap { c -> Widening? in
                     let from = sniffed.kinds[c]
                     let to = committer.finalKinds[c]
@@ -330,7 +338,7 @@ final class IngestPass: @unchecked Sendable {
     let committer: Committer
 
     init(fd: Int32, path: String, size: Int64, sniffed: SniffResult, kinds: [ParseKind], options: CSVIngestOptions,
-         temporary: String)
+         temporary: String, layout: OutputLayout)
     {
         self.fd = fd
         self.path = path
@@ -351,7 +359,7 @@ final class IngestPass: @unchecked Sendable {
         window = DispatchSemaphore(value: 2 * options.threads)
         committer = Committer(path: path, fd: fd, names: sniffed.names, kinds: kinds, sampledKinds: sniffed.kinds,
                               expectedStart: sniffed.dataOffset, options: options, temporary: temporary,
-                              sampleShift: shift)
+                              sampleShift: shift, layout: layout)
     }
 
     func run() throws {
@@ -669,7 +677,7 @@ final class Committer {
     private let distinctFlags: Mutex<[Bool]>
 
     init(path: String, fd: Int32, names: [String], kinds: [ParseKind], sampledKinds: [ParseKind], expectedStart: Int64,
-         options: CSVIngestOptions, temporary: String, sampleShift: Int)
+         options: CSVIngestOptions, temporary: String, sampleShift: Int, layout: OutputLayout)
     {
         self.path = path
         self.fd = fd
@@ -681,7 +689,10 @@ final class Committer {
         self.sampleShift = sampleShift
         widenCounts = [Int](repeating: 0, count: names.count)
         integerPrefix = [Int](repeating: 0, count: names.count)
-        spills = (0..<names.count).map { ColumnSpill(directory: temporary, column: $0, keepOpen: names.count <= 128) }
+        spills = (0..<names.count).map {
+            ColumnSpill(directory: temporary, column: $0, keepOpen: names.count <= 128, region: layout.regions[$0],
+                        output: layout.fd, outputPath: layout.path)
+        }
         stats = (0..<names.count).map { c in
             ColumnStatsState(distinct: DistinctCounter(limit: options.exactDistinctLimit),
                              sketch: QuantileSketch(exactLimit: options.exactQuantileLimit, seed: options.seed &+ UInt64(c)),

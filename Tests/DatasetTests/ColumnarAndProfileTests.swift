@@ -117,9 +117,10 @@ struct ColumnarFileTests {
                 #expect(e.description.contains(fragment), "\(e)")
             }
         }
-        // a flipped byte in the first column's values (offset 64)
+        // a flipped byte in the first column's values
         var data = good
-        data[64] ^= 0x40
+        let first = try ColumnarDataset(path: out, verify: .header).header.columns[0].values.offset
+        data[first] ^= 0x40
         try expectCorrupt(data, .corrupt, .full, "checksum mismatch in column 'id' (values buffer)")
         let p = s.path("flipped.nbds")
         try data.write(to: URL(fileURLWithPath: p))
