@@ -67,7 +67,8 @@ struct FileHeader: Codable, Sendable {
 // (date → datetime) moves what it has to a spill file and continues there; text, booleans,
 // validity bitmaps and all-missing columns always spill, and are appended after the regions.
 // At the end the unused tail of each region is cut out with FALLOC_FL_COLLAPSE_RANGE (ext4, XFS);
-// where the file system cannot, the tails stay as holes (the file is sparse, offsets unchanged).
+// where the file system cannot (tmpfs, ...), the buffers after the first tail are moved down by
+// copying, which costs one more copy of them.
 
 /// The output file of one pass and its direct regions.
 final class OutputLayout: @unchecked Sendable {
@@ -382,28 +383,58 @@ enum DatasetWriter {
         group.wait()
         if let failure = results.failure.withLock({ $0 }) { throw failure }
 
-        // Note [Direct regions]: cut the unused tails of the regions, last first
-        var removed: [(at: Int64, length: Int64)] = []
-        var fileEnd = cursor
+        // Note [Direct regions]: cut the unused tails of the regions out, last first
         let direct = jobs.filter(\.inPlace).sorted { $0.offset < $1.offset }
         let block = layout.blockSize
-        var collapsing = true
-        for (i, job) in direct.enumerated().reversed() where collapsing {
+        var gaps: [(at: Int64, length: Int64)] = []
+        for (i, job) in direct.enumerated() {
             let dataEnd = (job.offset + job.length + block - 1) / block * block
             let allocatedEnd = i + 1 < direct.count ? direct[i + 1].offset : layout.regionsEnd
-            let gap = allocatedEnd - dataEnd
-            guard gap > 0 else { continue }
-            if allocatedEnd >= fileEnd {
-                fileEnd -= gap  // nothing after it: the final truncate drops it
-                removed.append((dataEnd, gap))
-            } else if FileIO.collapseRange(out, offset: dataEnd, length: gap) {
-                fileEnd -= gap
-                removed.append((dataEnd, gap))
+            if allocatedEnd > dataEnd { gaps.append((dataEnd, allocatedEnd - dataEnd)) }
+        }
+        var fileEnd = cursor
+        var removed: [(at: Int64, length: Int64)] = []
+        var collapsed = true
+        for gap in gaps.reversed() {
+            if gap.at + gap.length >= fileEnd {
+                fileEnd -= gap.length  // nothing after it: the final truncate drops it
+            } else if FileIO.collapseRange(out, offset: gap.at, length: gap.length) {
+                fileEnd -= gap.length
             } else {
-                collapsing = false  // not supported here: the tails stay as holes
+                collapsed = false
+                break
             }
+            removed.append(gap)
         }
         func final(_ offset: Int64) -> Int64 { offset - removed.filter { $0.at < offset }.reduce(0) { $0 + $1.length } }
+        if !collapsed {
+            // the file system cannot collapse ranges (tmpfs, ...): move the buffers down instead
+            removed = gaps
+            var moving = [UInt8](repeating: 0, count: 4 << 20)
+            for job in jobs.sorted(by: { $0.offset < $1.offset }) where final(job.offset) != job.offset {
+                let to = final(job.offset)
+                var done: Int64 = 0
+                while done < job.length {
+                    let n = Int(min(Int64(moving.count), job.length - done))
+                    _ = try moving.withUnsafeMutableBytes {
+                        try FileIO.readFully(out, $0.baseAddress!, n, job.offset + done, path: partial)
+                    }
+                    try moving.withUnsafeBytes { try FileIO.writeFully(out, $0.baseAddress!, n, at: to + done, path: partial) }
+                    done += Int64(n)
+                }
+            }
+            fileEnd = final(cursor)
+            // zero the padding between the moved buffers (it held bytes of the old layout)
+            let placed = jobs.map { (final($0.offset), $0.length) }.sorted { $0.0 < $1.0 }
+            for (i, buffer) in placed.enumerated() {
+                let padStart = buffer.0 + buffer.1
+                let padEnd = i + 1 < placed.count ? placed[i + 1].0 : fileEnd
+                if padEnd > padStart {
+                    let zeros = [UInt8](repeating: 0, count: Int(padEnd - padStart))
+                    try zeros.withUnsafeBytes { try FileIO.writeFully(out, $0.baseAddress!, zeros.count, at: padStart, path: partial) }
+                }
+            }
+        }
 
         var profile = Self.profile(committer: committer, rows: rows, sourceBytes: sourceBytes, options: options)
         for c in 0..<kinds.count { profile.columnProfiles[c].histogram = results.histograms[c] }

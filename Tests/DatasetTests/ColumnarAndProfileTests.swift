@@ -38,6 +38,40 @@ struct ColumnarFileTests {
         #expect(d.profile.column("x")?.missing == 1)
     }
 
+    /// Note [Direct regions]: long rows in the sample make the row estimate far too small, so the
+    /// fixed-width columns outgrow their regions and continue in spill files.
+    @Test func regionOverflowMovesToSpill() throws {
+        let s = Scratch()
+        defer { s.remove() }
+        let long = String(repeating: "very long words here ", count: 100)
+        var text = "id,x,note,day\n"
+        for i in 0..<5 { text += "\(i),\(Double(i) / 2),\(long) \(i),2020-01-01\n" }
+        for i in 5..<30_000 { text += "\(i),\(Double(i) / 2),n\(i % 7),2020-01-0\(1 + i % 9)\n" }
+        var o = tinyChunks(64 << 10, threads: 2)
+        o.sampleRows = 5
+        let (r, d) = try ingest(text, options: o, scratch: s)
+        #expect(r.rows == 30_000)
+        #expect(try d.column("id").withInt64s { Array($0) } == (0..<30_000).map { Int64($0) })
+        #expect(try d.column("x").withFloat64s { Array($0) } == (0..<30_000).map { Double($0) / 2 })
+        #expect(try strings(d, "day")[29_999] == "2020-01-0\(1 + 29_999 % 9)")
+        #expect(r.profile.column("x")?.histogram?.counts.reduce(0, +) == 30_000)
+    }
+
+    /// Where ranges cannot be collapsed (tmpfs), buffers are moved down instead: same bytes.
+    @Test(.enabled(if: FileManager.default.isWritableFile(atPath: "/dev/shm")))
+    func sameFileWithoutRangeCollapse() throws {
+        let s = Scratch()
+        defer { s.remove() }
+        let csv = dataDirectory + "/penguins.csv"
+        let here = s.path("p.nbds")
+        let shm = "/dev/shm/nebula-dataset-test-\(UUID().uuidString).nbds"
+        defer { try? FileManager.default.removeItem(atPath: shm) }
+        _ = try CSVIngest.ingest(csv: csv, to: here)
+        _ = try CSVIngest.ingest(csv: csv, to: shm)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: here)) == Data(contentsOf: URL(fileURLWithPath: shm)))
+        #expect(try ColumnarDataset(path: shm).rowCount == 344)
+    }
+
     @Test func bufferDigestMatchesCommonSHA256() {
         var bytes = [UInt8]()
         var state: UInt64 = 1
