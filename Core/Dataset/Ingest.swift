@@ -85,7 +85,7 @@ public struct CSVSchemaGuess: Sendable {
 // bytes are still in memory). So the result is always that of a sequential parse; a wrong guess costs
 // one extra parse of one chunk. Memory stays bounded: at most 2 x threads chunks (buffers plus
 // their parsed columns) are between being read and being committed, and committed columns go to
-// per-column spill files on disk.
+// disk: into their region of the output file or to a spill file (Note [Direct regions]).
 //
 // Note [Widening during ingest]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
