@@ -233,6 +233,44 @@ struct ExactCounts: Sendable {
         return true
     }
 
+    /// Adds keys until the table holds more than `limit` keys; returns how many were consumed.
+    /// (The batch form probes through unsafe buffers: the per-key `add` was ~25 ns a value.)
+    mutating func add(keys: UnsafePointer<UInt64>, count n: Int, limit: Int) -> Int {
+        var i = 0
+        while i < n {
+            if count * 2 >= self.keys.count { grow() }
+            // room for this many inserts before the next growth check
+            let room = self.keys.count / 2 - count
+            let end = min(n, i + max(1, room))
+            var added = 0
+            let m = mask
+            self.keys.withUnsafeMutableBufferPointer { kb in
+                counts.withUnsafeMutableBufferPointer { cb in
+                    used.withUnsafeMutableBufferPointer { ub in
+                        while i < end {
+                            let key = keys[i]
+                            var s = Int(truncatingIfNeeded: mix64(key)) & m
+                            while ub[s] && kb[s] != key { s = (s + 1) & m }
+                            if ub[s] {
+                                cb[s] += 1
+                            } else {
+                                ub[s] = true
+                                kb[s] = key
+                                cb[s] = 1
+                                added += 1
+                            }
+                            i += 1
+                            if count + added > limit { break }
+                        }
+                    }
+                }
+            }
+            count += added
+            if count > limit { return i }
+        }
+        return i
+    }
+
     private mutating func grow() {
         var bigger = ExactCounts(capacity: keys.count)
         for i in 0..<keys.count where used[i] { bigger.add(keys[i], counts[i]) }
@@ -277,11 +315,7 @@ struct DistinctCounter: Sendable {
         var i = 0
         if case .exact(var table) = state {
             state = .exact(ExactCounts(capacity: 1))  // drop the reference to `table` while it is mutated
-            while i < n {
-                table.add(keys[i])
-                i += 1
-                if table.count > limit { break }
-            }
+            i = table.add(keys: keys, count: n, limit: limit)
             if table.count <= limit {
                 state = .exact(table)
                 return
