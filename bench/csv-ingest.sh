@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage: bench/csv-ingest.sh [--rounds 3] [--rows 12000000] [--threads 2]
-#                            [--tools pandas,pyarrow,polars,duckdb] [--scratch-path .build-dataset]
+#                            [--tools pandas,pyarrow,polars,duckdb] [--scratch-path .build]
 #
 # CSV ingest throughput of NebulaDataset next to the reference tools, on this machine, in one run:
 #   1. creates bench/.venv-csv (pip: the versions of baselines/setup.sh for numpy, pandas, pyarrow,
@@ -23,7 +23,7 @@ rounds=3
 rows=12000000
 threads=2
 tools=pandas,pyarrow,polars,duckdb
-scratch=.build-dataset
+scratch=.build
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
