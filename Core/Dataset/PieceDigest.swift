@@ -54,12 +54,12 @@ final class PieceDigest {
             rest += min(full, Self.lanes) * digestPieceSize
         }
         if stagedCount > rest {
-            var d = BufferDigest()
+            var d = SHA256()
             d.update(UnsafeRawBufferPointer(start: staged + rest, count: stagedCount - rest))
             pieceDigests += d.finalize()
         }
         stagedCount = 0
-        var top = BufferDigest()
+        var top = SHA256()
         pieceDigests.withUnsafeBytes { top.update($0) }
         return SHA256.hex(top.finalize())
     }
@@ -115,11 +115,11 @@ final class PieceDigest {
             piece += group
         }
         if n > full * digestPieceSize {
-            var d = BufferDigest()
+            var d = SHA256()
             d.update(UnsafeRawBufferPointer(rebasing: bytes[(full * digestPieceSize)...]))
             digests += d.finalize()
         }
-        var top = BufferDigest()
+        var top = SHA256()
         digests.withUnsafeBytes { top.update($0) }
         return SHA256.hex(top.finalize())
     }
@@ -153,7 +153,7 @@ enum MultiLaneSHA256 {
         // Unoptimised SIMD code is ~50x slower than scalar code; debug builds (the test suite)
         // hash lane by lane. `hashLanes` is the SIMD path itself, tested directly.
         return messages.map { m in
-            var d = BufferDigest()
+            var d = SHA256()
             d.update(UnsafeRawBufferPointer(start: m, count: length))
             return d.finalize()
         }

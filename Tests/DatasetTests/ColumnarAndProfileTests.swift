@@ -72,7 +72,7 @@ struct ColumnarFileTests {
         #expect(try ColumnarDataset(path: shm).rowCount == 344)
     }
 
-    @Test func bufferDigestMatchesCommonSHA256() {
+    @Test func streamedSHA256MatchesOneShot() {
         var bytes = [UInt8]()
         var state: UInt64 = 1
         for _ in 0..<10_000 {
@@ -80,7 +80,7 @@ struct ColumnarFileTests {
             bytes.append(UInt8(truncatingIfNeeded: state >> 33))
         }
         for n in [0, 1, 55, 56, 63, 64, 65, 1000, 10_000] {
-            var d = BufferDigest()
+            var d = SHA256()
             bytes.withUnsafeBytes { d.update(UnsafeRawBufferPointer(rebasing: $0[0..<(n / 3)])) }
             bytes.withUnsafeBytes { d.update(UnsafeRawBufferPointer(rebasing: $0[(n / 3)..<n])) }
             #expect(d.finalize() == SHA256.hash(bytes[0..<n]), "n = \(n)")
