@@ -39,17 +39,13 @@ done
 root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cd "$root"
 info() { printf 'csv-ingest: %s\n' "$*" >&2; }
-baselines=${NEBULA_BASELINES_DIR:-$root/../shared/baselines}
-[[ -f "$baselines/csv_bench.py" && -f "$baselines/gen_big_csv.py" ]] ||
-  { echo "csv-ingest: no csv_bench.py/gen_big_csv.py in $baselines (set NEBULA_BASELINES_DIR)" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source bench/lib.sh
+bench_baselines csv-ingest csv_bench.py gen_big_csv.py
 
 venv=bench/.venv-csv
-if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pandas, pyarrow, polars, duckdb, numpy' 2>/dev/null; then
-  info "creating $venv (pandas 3.1.1, pyarrow 26.0.1, polars 2.1.0, duckdb 2.0.1, numpy 2.4.6)"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q numpy==2.4.6 pandas==3.1.1 pyarrow==26.0.1 duckdb==2.0.1 polars==2.1.0
-fi
+bench_venv "$venv" "pandas, pyarrow, polars, duckdb, numpy" \
+  numpy==2.4.6 pandas==3.1.1 pyarrow==26.0.1 duckdb==2.0.1 polars==2.1.0
 py="$venv/bin/python"
 
 mkdir -p bench/.cache

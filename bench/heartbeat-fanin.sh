@@ -42,8 +42,8 @@ chmod 755 "$work"  # the postgres user must reach the database folder inside
 pg_dir="$work/pg"
 coord_pid="" echo_pid=""
 cleanup() {
-  [[ -n "$coord_pid" ]] && kill "$coord_pid" 2>/dev/null || true
-  [[ -n "$echo_pid" ]] && kill "$echo_pid" 2>/dev/null || true
+  if [[ -n "$coord_pid" ]]; then kill "$coord_pid" 2>/dev/null || true; fi
+  if [[ -n "$echo_pid" ]]; then kill "$echo_pid" 2>/dev/null || true; fi
   wait 2>/dev/null || true
   pg_stop "$pg_dir" immediate >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -76,12 +76,10 @@ PY
 done
 
 printf '\n== Unary round trips (1 KB, sequential, same Swift echo server) ==\n'
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$root/bench/lib.sh"
 venv="$root/bench/.venv"
-if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import grpc' 2>/dev/null; then
-  info "installing grpcio into bench/.venv (PyPI)"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet grpcio
-fi
+bench_venv "$venv" grpc grpcio
 "$bin/nebula-bench" echo-server --listen 127.0.0.1:0 > "$work/echo.out" 2>"$work/echo.log" &
 echo_pid=$!
 wait_for 15 "the echo server" grep -q listening "$work/echo.out"

@@ -36,19 +36,14 @@ done
 root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cd "$root"
 info() { printf 'mlp-throughput: %s\n' "$*" >&2; }
-baselines=${NEBULA_BASELINES_DIR:-$root/../shared/baselines}
-[[ -f "$baselines/torch_mlp.py" && -f "$baselines/synth.py" ]] ||
-  { echo "mlp-throughput: no torch_mlp.py/synth.py in $baselines (set NEBULA_BASELINES_DIR)" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source bench/lib.sh
+bench_baselines mlp-throughput torch_mlp.py synth.py
 
-venv=bench/.venv-torch
-if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import torch, numpy' 2>/dev/null; then
-  info "creating $venv (torch 2.15.0, numpy; several GB)"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip
-  if ! "$venv/bin/pip" install -q torch==2.15.0 numpy; then
-    info "PyPI install failed; trying the CPU wheel index"
-    "$venv/bin/pip" install -q torch==2.15.0 numpy --index-url https://download.pytorch.org/whl/cpu
-  fi
+venv=bench/.venv-torch  # several GB
+if ! bench_venv "$venv" "torch, numpy" torch==2.15.0 numpy; then
+  info "PyPI install failed; trying the CPU wheel index"
+  "$venv/bin/pip" install -q torch==2.15.0 numpy --index-url https://download.pytorch.org/whl/cpu
 fi
 py="$venv/bin/python"
 
