@@ -300,9 +300,9 @@ public enum TrainRunner {
         let scale = max(1e-12, xTrain.maxAbs)
         xTrain.scale(by: 1 / scale)
         xTest.scale(by: 1 / scale)
-        let target = options.target
-        let yTrain = trainRows.map { labels.encode(table.columns[try! table.column(named: target)][$0])! }
-        let yTest = testRows.map { labels.encode(table.columns[try! table.column(named: target)][$0])! }
+        let targets = table.columns[try table.column(named: options.target)]
+        let yTrain = trainRows.map { labels.encode(targets[$0])! }
+        let yTest = testRows.map { labels.encode(targets[$0])! }
         // The settings of the digits acceptance test: Adam 2e-3 with cosine decay per batch, batch 32.
         let epochs = options.epochs ?? 8
         let batchSize = options.batchSize == 256 ? 32 : options.batchSize

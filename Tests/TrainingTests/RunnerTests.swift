@@ -1,4 +1,5 @@
 import Foundation
+import NebulaEngine
 import NebulaTraining
 import Testing
 
@@ -52,7 +53,13 @@ struct RunnerTests {
         o.savePath = path
         let r = try TrainRunner.run(o)
         #expect(r.checkpoint == path)
-        #expect(FileManager.default.fileExists(atPath: path))
+        let back = try Checkpoint.read(from: path)
+        #expect(back.model.kind == "mlp")
+        #expect(back.model.classes == r.classes)
+        #expect(back.model.featureNames.count == r.features)
+        #expect(back.parameters.map(\.name) == ["fc0.weight", "fc0.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"])
+        #expect(back.progress.optimizer == "adam" && back.progress.optimizerStep > 0)
+        #expect(!back.optimizerState.isEmpty)
     }
 
     @Test func badRequestsSayWhatToChange() throws {
