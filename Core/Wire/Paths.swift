@@ -17,3 +17,21 @@ public enum AdminServicePath {
 
     public static let all = [listNodes, getNode, drainNode, resumeNode, clusterHealth, tailLogs]
 }
+
+public enum DatasetServicePath {
+    public static let upload = "/nebula.v1.DatasetService/Upload"
+    public static let importDataset = "/nebula.v1.DatasetService/ImportDataset"
+    public static let watchDataset = "/nebula.v1.DatasetService/WatchDataset"
+    public static let listDatasets = "/nebula.v1.DatasetService/ListDatasets"
+    public static let getDataset = "/nebula.v1.DatasetService/GetDataset"
+    public static let deleteDataset = "/nebula.v1.DatasetService/DeleteDataset"
+
+    public static let all = [upload, importDataset, watchDataset, listDatasets, getDataset, deleteDataset]
+}
+
+public enum ShardServicePath {
+    public static let getShardManifest = "/nebula.v1.ShardService/GetShardManifest"
+    public static let fetchShard = "/nebula.v1.ShardService/FetchShard"
+
+    public static let all = [getShardManifest, fetchShard]
+}

@@ -31,6 +31,15 @@ final class Arena {
         return p
     }
 
+    /// A C copy of bytes for a `bytes` field.
+    func bytes(_ b: [UInt8]) -> ProtobufCBinaryData {
+        guard !b.isEmpty else { return ProtobufCBinaryData(len: 0, data: nil) }
+        let raw = malloc(b.count)!
+        allocations.append(raw)
+        b.withUnsafeBytes { raw.copyMemory(from: $0.baseAddress!, byteCount: b.count) }
+        return ProtobufCBinaryData(len: b.count, data: raw.assumingMemoryBound(to: UInt8.self))
+    }
+
     /// A zeroed C message initialised by its generated `__init`.
     func message<C>(_ initialise: (UnsafeMutablePointer<C>?) -> Void) -> UnsafeMutablePointer<C> {
         let raw = calloc(1, MemoryLayout<C>.stride)!
@@ -76,6 +85,11 @@ func unpack<C, T>(_ bytes: [UInt8], _ name: String,
 }
 
 func str(_ p: UnsafeMutablePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "" }
+
+func bytes(_ b: ProtobufCBinaryData) -> [UInt8] {
+    guard b.len > 0, let data = b.data else { return [] }
+    return [UInt8](UnsafeBufferPointer(start: data, count: b.len))
+}
 
 func required(_ s: String, _ message: String, _ field: String) throws -> String {
     guard !s.isEmpty else { throw WireError.missingField(message: message, field: field) }

@@ -2,4 +2,5 @@
 #pragma once
 #include "nebula/v1/admin.pb-c.h"
 #include "nebula/v1/common.pb-c.h"
+#include "nebula/v1/dataset.pb-c.h"
 #include "nebula/v1/node.pb-c.h"
