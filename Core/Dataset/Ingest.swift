@@ -27,6 +27,9 @@ public struct CSVIngestOptions: Sendable {
     public var histogramBins = 20
     /// Seed of the sketches' sampling (results are deterministic for a given seed and chunk size).
     public var seed: UInt64 = 0x6E65_6275_6C61
+    /// Called from a parser thread after each chunk is committed: chunks done, chunks in the file.
+    /// A restart after a type change starts the count again.
+    public var progress: (@Sendable (_ done: Int, _ total: Int) -> Void)?
 
     public init() {}
 }
@@ -430,7 +433,11 @@ final class IngestPass: @unchecked Sendable {
                 do {
                     try committer.commit(chunk, pass: self)
                     let kinds = committer.kinds
-                    shared.withLock { $0.kinds = kinds }
+                    let done = shared.withLock { s in
+                        s.kinds = kinds
+                        return s.nextCommit
+                    }
+                    options.progress?(done, chunkCount)
                 } catch {
                     fail(error)
                 }

@@ -1,4 +1,5 @@
 import Foundation
+import NebulaCommon
 
 /// What a column holds, inferred from its values.
 public enum ColumnKind: String, Codable, Sendable, Equatable {
@@ -44,28 +45,28 @@ public enum TaskKind: String, Codable, Sendable, Equatable {
 }
 
 public enum TaskDetection {
-    /// AutoGluon's `infer_problem_type` rules: 2 distinct values → binary; non-numeric → multiclass;
-    /// numeric → multiclass only when all values are integral and the distinct count is ≤ 1000 and its
-    /// ratio to the rows is ≤ 0.05 (more than 1000 rows) or ≤ 0.1; otherwise regression.
+    /// AutoGluon's `infer_problem_type` rules (Note [Problem type rule] in NebulaCommon's
+    /// `ProblemTypeRule`): 2 distinct values → binary; non-numeric → multiclass; numeric → multiclass
+    /// only when all values are integral and the distinct count is ≤ 1000 and its ratio to the rows is
+    /// ≤ 0.05 (more than 1000 rows) or ≤ 0.1; otherwise regression.
     public static func detect(_ values: [String], column: String) throws -> (task: TaskKind, reason: String) {
         let present = values.filter { !isMissing($0) }
-        guard !present.isEmpty else {
-            throw TrainingError("the target column '\(column)' has no values: choose another --target")
-        }
         let distinct = Set(present)
-        if distinct.count == 1 {
-            throw TrainingError("the target column '\(column)' has a single value ('\(distinct.first!)'): there is nothing to learn")
-        }
-        if distinct.count == 2 { return (.binary, "2 distinct values") }
         let numbers = present.compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard numbers.count == present.count else { return (.multiclass, "\(distinct.count) distinct non-numeric values") }
-        let integral = numbers.allSatisfy { $0.rounded() == $0 }
-        let ratio = Double(distinct.count) / Double(present.count)
-        let limit = present.count > 1000 ? 0.05 : 0.1
-        if integral, distinct.count <= 1000, ratio <= limit {
-            return (.multiclass, "\(distinct.count) distinct integer values (ratio \(String(format: "%.3f", ratio)) ≤ \(limit))")
+        let numeric = !present.isEmpty && numbers.count == present.count
+        let integral = numeric && numbers.allSatisfy { $0.rounded() == $0 }
+        switch ProblemTypeRule.infer(present: present.count, distinct: distinct.count, numeric: numeric, integral: integral) {
+        case .noValues:
+            throw TrainingError("the target column '\(column)' has no values: choose another --target")
+        case .singleValue:
+            throw TrainingError("the target column '\(column)' has a single value ('\(distinct.first!)'): there is nothing to learn")
+        case .detected(let kind, let reason):
+            let task: TaskKind = switch kind {
+            case .binary: .binary
+            case .multiclass: .multiclass
+            case .regression: .regression
+            }
+            return (task, reason)
         }
-        return (.regression, integral ? "\(distinct.count) distinct integer values (ratio \(String(format: "%.3f", ratio)) > \(limit))"
-                                      : "numeric values that are not all integers")
     }
 }
