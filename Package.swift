@@ -62,6 +62,7 @@ let package = Package(
         // MARK: Coordinator, CLI
         .target(name: "NebulaCoordinator",
                 dependencies: ["NebulaCommon", "NebulaRPC", "NebulaStore", "NebulaModel", "NebulaWire",
+                               "NebulaDataset", "NebulaArchive", "NebulaHTTP",
                                .product(name: "Logging", package: "swift-log")],
                 path: "Coordinator/CoordinatorKit"),
         .executableTarget(name: "nebula-coordinator",
@@ -109,9 +110,14 @@ let package = Package(
                     dependencies: ["NebulaNode", "NebulaModel", .product(name: "Logging", package: "swift-log")],
                     path: "Tests/NodeTests"),
         .testTarget(name: "IntegrationTests",
-                    dependencies: ["NebulaRPC", "NebulaWire", "NebulaModel", "NebulaStore", "NebulaCommon"],
+                    dependencies: ["NebulaRPC", "NebulaWire", "NebulaModel", "NebulaStore", "NebulaCommon", "NebulaNode",
+                                   "NebulaDataset", .product(name: "Logging", package: "swift-log")],
                     path: "Tests/IntegrationTests"),
         .testTarget(name: "HTTPArchiveTests", dependencies: ["NebulaHTTP", "NebulaArchive", "NebulaCommon"],
                     path: "Tests/HTTPArchiveTests"),
+        // Pass at any world size: plain `swift test` (singleton, size 1) and Tests/MPITests/run-mpi.sh (mpirun -np 2).
+        .testTarget(name: "MPITests",
+                    dependencies: ["NebulaMPI", "NebulaEngine", "NebulaCommon", .product(name: "Logging", package: "swift-log")],
+                    path: "Tests/MPITests"),
     ]
 )

@@ -9,13 +9,13 @@ import NebulaWire
 public struct NebulaCLI: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "nebula",
-        abstract: "Administer a Nebula cluster (node health, drains, logs) and train models.",
+        abstract: "Administer a Nebula cluster (node health, drains, logs), manage datasets and train models.",
         discussion: """
             The coordinator address and admin token come from flags, NEBULA_COORDINATOR / NEBULA_ADMIN_TOKEN,
             or .nebula/cluster.env written by cluster/up. Every listing takes --json or --csv.
             """,
         version: "0.1.0",
-        subcommands: [Nodes.self, Node.self, Health.self, Logs.self, Train.self])
+        subcommands: [Nodes.self, Node.self, Health.self, Logs.self, Dataset.self, Train.self])
 
     public init() {}
 }

@@ -26,6 +26,8 @@ public struct CoordinatorConfiguration: Sendable {
     public var tickInterval: Duration = .milliseconds(200)
     /// How often batched records are written.
     public var flushInterval: Duration = .milliseconds(500)
+    /// Uploads, conversion, Kaggle, shards.
+    public var datasets = DatasetConfiguration()
 
     public init(databaseURL: String, dataDirectory: String, joinToken: String, adminToken: String) {
         self.databaseURL = databaseURL
@@ -53,6 +55,7 @@ public final class Coordinator: Sendable {
     public let registry: NodeRegistry
     public let store: CoordinatorStore
     public let hub: LogHub
+    public let datasets: DatasetService
     private let server: RPCServer
     private let tasks: [Task<Void, Never>]
     private let persistFeed: AsyncStream<[StoreRecord]>.Continuation
@@ -79,12 +82,18 @@ public final class Coordinator: Sendable {
         let ingest = LogIngest(persist: persist, hub: hub)
         logSinkReady?(CoordinatorLogSink(ingest: ingest))
 
+        let datasets = try DatasetService(dataDirectory: configuration.dataDirectory, configuration: configuration.datasets,
+                                          store: DatasetStore(client: client), logger: logger)
+        try await datasets.recover()
+
         let started = nowUnixMs()
         let join = configuration.joinToken
         let admin = configuration.adminToken
         let methods = NodeServiceMethods.make(registry: registry, logs: ingest)
             + AdminServiceMethods.make(registry: registry, store: store, hub: hub, startedUnixMs: started,
                                        version: NebulaVersion.string, logger: logger)
+            + DatasetServiceMethods.make(datasets)
+            + ShardServiceMethods.make(datasets)
         let server = RPCServer(
             configuration: .init(address: configuration.listen, tls: configuration.tls), methods: methods,
             authorizer: { method, metadata in authorize(method: method, metadata: metadata, joinToken: join, adminToken: admin) },
@@ -109,17 +118,18 @@ public final class Coordinator: Sendable {
             "detector.suspect_after_missed": "\(configuration.detector.suspectAfterMissed)",
             "detector.down_after": "\(configuration.detector.downAfter)",
         ])
-        return Coordinator(configuration: configuration, registry: registry, store: store, hub: hub, server: server,
-                           tasks: tasks, persistFeed: feedContinuation, logger: logger)
+        return Coordinator(configuration: configuration, registry: registry, store: store, hub: hub, datasets: datasets,
+                           server: server, tasks: tasks, persistFeed: feedContinuation, logger: logger)
     }
 
     private init(configuration: CoordinatorConfiguration, registry: NodeRegistry, store: CoordinatorStore, hub: LogHub,
-                 server: RPCServer, tasks: [Task<Void, Never>], persistFeed: AsyncStream<[StoreRecord]>.Continuation,
+                 datasets: DatasetService, server: RPCServer, tasks: [Task<Void, Never>], persistFeed: AsyncStream<[StoreRecord]>.Continuation,
                  logger: Logger) {
         self.configuration = configuration
         self.registry = registry
         self.store = store
         self.hub = hub
+        self.datasets = datasets
         self.server = server
         self.tasks = tasks
         self.persistFeed = persistFeed
@@ -130,6 +140,7 @@ public final class Coordinator: Sendable {
     public func shutdown() async {
         logger.info("coordinator stopping")
         await server.shutdown(grace: .seconds(1))
+        await datasets.shutdown()
         tasks[2].cancel()
         persistFeed.finish()
         await tasks[0].value
@@ -159,23 +170,29 @@ public final class Coordinator: Sendable {
     }
 }
 
-/// Node calls need the join token, admin calls the admin token. Other paths pass (they answer UNIMPLEMENTED).
+/// Node calls need the join token, admin and dataset calls the admin token, shard calls either (nodes
+/// fetch shards, admins look at them). Other paths pass (they answer UNIMPLEMENTED).
 func authorize(method: String, metadata: RPCMetadata, joinToken: String, adminToken: String) -> RPCStatus? {
-    let expected: String
+    let accepted: [String]
     let role: String
     if method.hasPrefix("/nebula.v1.NodeService/") {
-        expected = joinToken
+        accepted = [joinToken]
         role = "cluster join token"
-    } else if method.hasPrefix("/nebula.v1.AdminService/") {
-        expected = adminToken
+    } else if method.hasPrefix("/nebula.v1.AdminService/") || method.hasPrefix("/nebula.v1.DatasetService/") {
+        accepted = [adminToken]
         role = "admin token"
+    } else if method.hasPrefix("/nebula.v1.ShardService/") {
+        accepted = [joinToken, adminToken]
+        role = "cluster join token or admin token"
     } else {
         return nil
     }
     guard let presented = metadata.bearerToken else {
         return RPCStatus(.unauthenticated, "missing \(role): send it as 'authorization: Bearer <token>'")
     }
-    guard constantTimeEqual(presented, expected) else {
+    // every candidate is compared, so the time taken does not tell which one matched
+    let matches = accepted.map { constantTimeEqual(presented, $0) }
+    guard matches.contains(true) else {
         return RPCStatus(.unauthenticated, "wrong \(role)")
     }
     return nil

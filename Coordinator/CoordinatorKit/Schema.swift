@@ -62,5 +62,43 @@ public enum CoordinatorSchema {
             );
             CREATE INDEX logs_node_id ON logs (node_id, id DESC);
             """),
+        Migration(version: 2, name: "datasets and shards", sql: """
+            CREATE TABLE datasets (
+                id             text PRIMARY KEY,
+                name           text NOT NULL,
+                owner          text NOT NULL DEFAULT 'admin',
+                state          text NOT NULL CHECK (state IN ('uploading', 'ingesting', 'ready', 'failed')),
+                kind           text NOT NULL,
+                source         text NOT NULL,
+                source_bytes   bigint NOT NULL DEFAULT 0,
+                stored_bytes   bigint NOT NULL DEFAULT 0,
+                rows           bigint NOT NULL DEFAULT 0,
+                columns        integer NOT NULL DEFAULT 0,
+                error          text NOT NULL DEFAULT '',
+                sha256         text NOT NULL DEFAULT '',
+                path           text NOT NULL DEFAULT '',  -- the columnar file, relative to the data dir
+                profile        jsonb,                     -- DatasetProfile
+                report         jsonb,                     -- ingest report and archive layout
+                created_at     timestamptz NOT NULL DEFAULT now(),
+                updated_at     timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE INDEX datasets_created ON datasets (created_at DESC, id);
+
+            -- One row per shard of a shard set (dataset, world size, seed, stratification column).
+            CREATE TABLE dataset_shards (
+                dataset_id   text NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+                shard_count  integer NOT NULL CHECK (shard_count >= 1),
+                seed         bigint NOT NULL,
+                stratify_by  text NOT NULL DEFAULT '',
+                index        integer NOT NULL CHECK (index >= 0 AND index < shard_count),
+                rows         bigint NOT NULL,
+                bytes        bigint NOT NULL,
+                sha256       text NOT NULL,
+                path         text NOT NULL,               -- relative to the data dir
+                created_at   timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (dataset_id, shard_count, seed, stratify_by, index)
+            );
+            CREATE INDEX dataset_shards_sha ON dataset_shards (dataset_id, sha256);
+            """),
     ]
 }

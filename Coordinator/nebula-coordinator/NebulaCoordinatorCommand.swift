@@ -37,6 +37,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "TLS private key (PEM).") var tlsKey: String?
     @Option(help: "How long to wait for the database at start, e.g. 60s.") var databaseWait = "60s"
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+    @Option(help: "Largest dataset upload accepted, e.g. 500M, 64G.") var maxUpload = "64G"
+    @Option(help: "CSV parser threads per dataset conversion (default: all cores).") var ingestThreads: Int?
+    @Option(help: "Kaggle API base URL (default: https://www.kaggle.com, or $NEBULA_KAGGLE_URL).") var kaggleURL: String?
+    @Option(help: "kaggle.json for Kaggle imports (default: $KAGGLE_USERNAME/$KAGGLE_KEY or ~/.kaggle/kaggle.json).")
+    var kaggleCredentials: String?
 
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
@@ -70,6 +75,21 @@ struct Serve: AsyncParsableCommand {
         config.detector = .init(heartbeatInterval: try duration(heartbeatInterval, "--heartbeat-interval"),
                                 suspectAfterMissed: suspectAfterMissed, downAfter: try duration(downAfter, "--down-after"))
         config.databaseWait = try duration(databaseWait, "--database-wait")
+        guard let uploadLimit = parseByteSize(maxUpload), uploadLimit > 0 else {
+            throw ValidationError("--max-upload '\(maxUpload)' is not a size (e.g. 500M, 64G)")
+        }
+        config.datasets.maxUploadBytes = uploadLimit
+        if let ingestThreads {
+            guard ingestThreads >= 1 else { throw ValidationError("--ingest-threads must be at least 1") }
+            config.datasets.ingestThreads = ingestThreads
+        }
+        if let text = kaggleURL ?? env["NEBULA_KAGGLE_URL"] {
+            guard let url = URL(string: text), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+                throw ValidationError("--kaggle-url '\(text)' is not an http(s) URL")
+            }
+            config.datasets.kaggleBaseURL = url
+        }
+        config.datasets.kaggleCredentialsFile = kaggleCredentials
         switch (tlsCert, tlsKey) {
         case (let cert?, let key?): config.tls = try RPCTLS.server(certificatePath: cert, keyPath: key)
         case (nil, nil): break
@@ -87,6 +107,18 @@ struct Serve: AsyncParsableCommand {
         logger.info("received signal, shutting down", metadata: ["signal": "\(signal)"])
         await coordinator.shutdown()
     }
+}
+
+/// "500M", "64G", "1024" (bytes), with K/M/G/T as powers of 1024.
+func parseByteSize(_ text: String) -> UInt64? {
+    let t = text.trimmingCharacters(in: .whitespaces).uppercased().replacingOccurrences(of: "IB", with: "")
+        .replacingOccurrences(of: "B", with: "")
+    let units: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+    if let last = t.last, let unit = units[last] {
+        guard let n = Double(t.dropLast()), n >= 0 else { return nil }
+        return UInt64(n * Double(unit))
+    }
+    return UInt64(t)
 }
 
 struct Versions: ParsableCommand {

@@ -160,6 +160,8 @@ final class TestCluster: @unchecked Sendable {
     let detectorFlags: [String]
     /// Certificate and key (PEM) when the cluster runs with TLS; the certificate is also the clients' CA.
     var tls: (cert: String, key: String)?
+    /// More `nebula-coordinator serve` flags (e.g. --max-upload).
+    var extraCoordinatorFlags: [String] = []
 
     init(databaseURL: String, fast: Bool = true) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("nebula-it-\(UUID().uuidString.prefix(8))")
@@ -181,7 +183,7 @@ final class TestCluster: @unchecked Sendable {
             "serve", "--listen", target, "--database-url", databaseURL, "--data-dir", dir.appendingPathComponent("coordinator").path,
             "--join-token-file", dir.appendingPathComponent("join.token").path,
             "--admin-token-file", dir.appendingPathComponent("admin.token").path, "--database-wait", "30s",
-        ] + detectorFlags + (tls.map { ["--tls-cert", $0.cert, "--tls-key", $0.key] } ?? []),
+        ] + detectorFlags + extraCoordinatorFlags + (tls.map { ["--tls-cert", $0.cert, "--tls-key", $0.key] } ?? []),
         logDir: dir, name: "coordinator-\(coordinatorStarts)")
     }
 
