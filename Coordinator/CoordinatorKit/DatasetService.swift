@@ -118,6 +118,7 @@ public actor DatasetService {
         }
         info.state = .ingesting
         try await store.update(info)
+        if let stored = try await store.get(id) { info = stored.info }
         await startConversion(id: id, info: info, input: .upload(uploadRoot, header))
         logger.info("dataset uploaded", metadata: ["dataset.id": "\(id)", "dataset.bytes": "\(header.totalBytes)"])
         return info
@@ -170,9 +171,10 @@ public actor DatasetService {
             throw RPCStatus(.failedPrecondition, "the coordinator has no Kaggle credentials: \(error)")
         }
         let id = newDatasetId()
-        let info = DatasetInfo(datasetId: id, name: request.name.isEmpty ? dataset.slug : request.name, state: .ingesting,
+        var info = DatasetInfo(datasetId: id, name: request.name.isEmpty ? dataset.slug : request.name, state: .ingesting,
                                kind: .pending, source: source)
         try await store.insert(info)
+        if let stored = try await store.get(id) { info = stored.info }
         let client = KaggleClient(credentials: credentials, baseURL: configuration.kaggleBaseURL, http: http, logger: logger)
         await startConversion(id: id, info: info, input: .kaggle(client, dataset, version))
         return info
@@ -233,6 +235,7 @@ public actor DatasetService {
             info.sha256 = outcome.sha256
             try await store.update(info, path: outcome.columnarPath.map { relative($0) }, profileJSON: outcome.profileJSON,
                                    reportJSON: outcome.reportJSON)
+            if let stored = try? await store.get(id) { info = stored.info }  // with the database's timestamps
             logger.info("dataset ready", metadata: ["dataset.id": "\(id)", "dataset.rows": "\(outcome.rows)",
                                                     "dataset.kind": "\(outcome.kind.rawValue)"])
             publish(DatasetProgress(info: info, phase: "done", fraction: 1))
@@ -240,7 +243,10 @@ public actor DatasetService {
             info.state = .failed
             info.error = describe(error)
             removeFiles(of: id, keepingColumnar: false)
-            do { try await store.update(info) } catch {
+            do {
+                try await store.update(info)
+                if let stored = try await store.get(id) { info = stored.info }
+            } catch {
                 logger.error("could not record a failed conversion", metadata: ["dataset.id": "\(id)", "error": "\(error)"])
             }
             logger.warning("dataset conversion failed", metadata: ["dataset.id": "\(id)", "error": "\(info.error)"])

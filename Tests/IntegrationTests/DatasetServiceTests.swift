@@ -218,8 +218,12 @@ struct DatasetServiceTests {
             // a plain text file: one document per line
             let lines = dir.appendingPathComponent("notes.txt").path
             try "first note here\n\nsecond note, with a comma\nthird \"quoted\" note\n".write(toFile: lines, atomically: true, encoding: .utf8)
-            let (p, pid) = try upload(cluster, [lines])
+            let p = try cluster.cli(["dataset", "upload", lines, "--json"])
             #expect(p.status == 0, "\(p.stderr)")
+            let uploaded = try json(p)
+            #expect(uploaded["state"] as? String == "ready")
+            #expect((uploaded["created_unix_ms"] as? Int ?? 0) > 1_700_000_000_000)
+            let pid = try #require(uploaded["dataset_id"] as? String)
             let plain = try json(try cluster.cli(["dataset", "show", pid, "--json"]))
             #expect((plain["dataset"] as? [String: Any])?["kind"] as? String == "text")
             #expect((plain["dataset"] as? [String: Any])?["rows"] as? Int == 3)
