@@ -3,6 +3,10 @@ public struct NodeCommand: Sendable, Hashable, Codable {
     public enum Kind: Sendable, Hashable, Codable {
         case drain(reason: String)
         case resume
+        /// Run one attempt of a job (this node is its first host).
+        case launch(LaunchCommand)
+        /// End an attempt this node launched.
+        case stop(jobId: String, attempt: Int, reason: String)
     }
     public var id: UInt64
     public var issuedUnixMs: Int64

@@ -126,6 +126,19 @@ extension NodeCommand: RPCMessage {
                 kind = .drain(reason: str(c.drain?.pointee.reason))
             case NEBULA__V1__COMMAND__KIND_RESUME:
                 kind = .resume
+            case NEBULA__V1__COMMAND__KIND_LAUNCH:
+                guard let l = c.launch?.pointee else { throw WireError.missingField(message: "Command", field: "launch") }
+                let hosts = (0..<l.n_hosts).map { str(l.hosts[$0]) }
+                let ids = (0..<l.n_node_ids).map { str(l.node_ids[$0]) }
+                guard !hosts.isEmpty else { throw WireError.missingField(message: "LaunchCommand", field: "hosts") }
+                guard l.world_size > 0 else { throw WireError.missingField(message: "LaunchCommand", field: "world_size") }
+                kind = .launch(LaunchCommand(jobId: try required(str(l.job_id), "LaunchCommand", "job_id"),
+                                             attempt: Int(l.attempt), worldSize: Int(l.world_size), hosts: hosts, nodeIds: ids,
+                                             slotsPerNode: Int(max(1, l.slots_per_node))))
+            case NEBULA__V1__COMMAND__KIND_STOP:
+                guard let s = c.stop?.pointee else { throw WireError.missingField(message: "Command", field: "stop") }
+                kind = .stop(jobId: try required(str(s.job_id), "StopCommand", "job_id"), attempt: Int(s.attempt),
+                             reason: str(s.reason))
             default:
                 throw WireError.badEnum(message: "Command", field: "kind", value: c.kind_case.rawValue)
             }
@@ -147,6 +160,25 @@ extension NodeCommand: RPCMessage {
         case .resume:
             m.pointee.kind_case = NEBULA__V1__COMMAND__KIND_RESUME
             m.pointee.resume = arena.message(nebula__v1__resume_command__init)
+        case .launch(let launch):
+            let l = arena.message(nebula__v1__launch_command__init)
+            l.pointee.job_id = arena.string(launch.jobId)
+            l.pointee.attempt = UInt32(clamping: launch.attempt)
+            l.pointee.world_size = UInt32(clamping: launch.worldSize)
+            l.pointee.n_hosts = launch.hosts.count
+            l.pointee.hosts = arena.strings(launch.hosts)
+            l.pointee.n_node_ids = launch.nodeIds.count
+            l.pointee.node_ids = arena.strings(launch.nodeIds)
+            l.pointee.slots_per_node = UInt32(clamping: launch.slotsPerNode)
+            m.pointee.kind_case = NEBULA__V1__COMMAND__KIND_LAUNCH
+            m.pointee.launch = l
+        case .stop(let jobId, let attempt, let reason):
+            let s = arena.message(nebula__v1__stop_command__init)
+            s.pointee.job_id = arena.string(jobId)
+            s.pointee.attempt = UInt32(clamping: attempt)
+            s.pointee.reason = arena.string(reason)
+            m.pointee.kind_case = NEBULA__V1__COMMAND__KIND_STOP
+            m.pointee.stop = s
         }
         return pack(m, size: nebula__v1__command__get_packed_size, pack: nebula__v1__command__pack)
     }
@@ -215,4 +247,27 @@ extension Empty: RPCMessage {
     }
 
     public func serializedBytes() -> [UInt8] { [] }
+}
+
+extension AttemptExit: RPCMessage {
+    public init(serializedBytes bytes: [UInt8]) throws {
+        self = try unpack(bytes, "AttemptExit", unpack: nebula__v1__attempt_exit__unpack,
+                          free: nebula__v1__attempt_exit__free_unpacked) { c in
+            AttemptExit(nodeId: try required(str(c.node_id), "AttemptExit", "node_id"),
+                        jobId: try required(str(c.job_id), "AttemptExit", "job_id"), attempt: Int(c.attempt),
+                        exitCode: Int(c.exit_code), signal: Int(c.signal), outputTail: str(c.output_tail))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        let arena = Arena()
+        let m = arena.message(nebula__v1__attempt_exit__init)
+        m.pointee.node_id = arena.string(nodeId)
+        m.pointee.job_id = arena.string(jobId)
+        m.pointee.attempt = UInt32(clamping: attempt)
+        m.pointee.exit_code = Int32(clamping: exitCode)
+        m.pointee.signal = Int32(clamping: signal)
+        m.pointee.output_tail = arena.string(outputTail)
+        return pack(m, size: nebula__v1__attempt_exit__get_packed_size, pack: nebula__v1__attempt_exit__pack)
+    }
 }

@@ -5,6 +5,7 @@ public enum NodeServicePath {
     public static let assignments = "/nebula.v1.NodeService/Assignments"
     public static let shipLogs = "/nebula.v1.NodeService/ShipLogs"
     public static let leave = "/nebula.v1.NodeService/Leave"
+    public static let reportAttemptExit = "/nebula.v1.NodeService/ReportAttemptExit"
 }
 
 public enum AdminServicePath {
@@ -34,4 +35,21 @@ public enum ShardServicePath {
     public static let fetchShard = "/nebula.v1.ShardService/FetchShard"
 
     public static let all = [getShardManifest, fetchShard]
+}
+
+public enum JobServicePath {
+    public static let submitJob = "/nebula.v1.JobService/SubmitJob"
+    public static let listJobs = "/nebula.v1.JobService/ListJobs"
+    public static let getJob = "/nebula.v1.JobService/GetJob"
+    public static let cancelJob = "/nebula.v1.JobService/CancelJob"
+    public static let tailJobLogs = "/nebula.v1.JobService/TailJobLogs"
+    public static let downloadArtifact = "/nebula.v1.JobService/DownloadArtifact"
+}
+
+public enum WorkerServicePath {
+    public static let joinJob = "/nebula.v1.WorkerService/JoinJob"
+    public static let reportProgress = "/nebula.v1.WorkerService/ReportProgress"
+    public static let uploadCheckpoint = "/nebula.v1.WorkerService/UploadCheckpoint"
+    public static let fetchCheckpoint = "/nebula.v1.WorkerService/FetchCheckpoint"
+    public static let finishJob = "/nebula.v1.WorkerService/FinishJob"
 }

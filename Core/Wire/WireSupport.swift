@@ -31,6 +31,16 @@ final class Arena {
         return p
     }
 
+    /// A C array of C strings (`char **`) for a repeated string field.
+    func strings(_ items: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? {
+        guard !items.isEmpty else { return nil }
+        let raw = calloc(items.count, MemoryLayout<UnsafeMutablePointer<CChar>?>.stride)!
+        allocations.append(raw)
+        let p = raw.bindMemory(to: UnsafeMutablePointer<CChar>?.self, capacity: items.count)
+        for (i, item) in items.enumerated() { p[i] = string(item) }
+        return p
+    }
+
     /// A C copy of bytes for a `bytes` field.
     func bytes(_ b: [UInt8]) -> ProtobufCBinaryData {
         guard !b.isEmpty else { return ProtobufCBinaryData(len: 0, data: nil) }

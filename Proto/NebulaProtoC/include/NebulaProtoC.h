@@ -3,4 +3,5 @@
 #include "nebula/v1/admin.pb-c.h"
 #include "nebula/v1/common.pb-c.h"
 #include "nebula/v1/dataset.pb-c.h"
+#include "nebula/v1/job.pb-c.h"
 #include "nebula/v1/node.pb-c.h"

@@ -322,6 +322,186 @@ void   nebula__v1__resume_command__free_unpacked
   assert(message->base.descriptor == &nebula__v1__resume_command__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   nebula__v1__launch_command__init
+                     (Nebula__V1__LaunchCommand         *message)
+{
+  static const Nebula__V1__LaunchCommand init_value = NEBULA__V1__LAUNCH_COMMAND__INIT;
+  *message = init_value;
+}
+size_t nebula__v1__launch_command__get_packed_size
+                     (const Nebula__V1__LaunchCommand *message)
+{
+  assert(message->base.descriptor == &nebula__v1__launch_command__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t nebula__v1__launch_command__pack
+                     (const Nebula__V1__LaunchCommand *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &nebula__v1__launch_command__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t nebula__v1__launch_command__pack_to_buffer
+                     (const Nebula__V1__LaunchCommand *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &nebula__v1__launch_command__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Nebula__V1__LaunchCommand *
+       nebula__v1__launch_command__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Nebula__V1__LaunchCommand *)
+     protobuf_c_message_unpack (&nebula__v1__launch_command__descriptor,
+                                allocator, len, data);
+}
+void   nebula__v1__launch_command__free_unpacked
+                     (Nebula__V1__LaunchCommand *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &nebula__v1__launch_command__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   nebula__v1__stop_command__init
+                     (Nebula__V1__StopCommand         *message)
+{
+  static const Nebula__V1__StopCommand init_value = NEBULA__V1__STOP_COMMAND__INIT;
+  *message = init_value;
+}
+size_t nebula__v1__stop_command__get_packed_size
+                     (const Nebula__V1__StopCommand *message)
+{
+  assert(message->base.descriptor == &nebula__v1__stop_command__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t nebula__v1__stop_command__pack
+                     (const Nebula__V1__StopCommand *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &nebula__v1__stop_command__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t nebula__v1__stop_command__pack_to_buffer
+                     (const Nebula__V1__StopCommand *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &nebula__v1__stop_command__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Nebula__V1__StopCommand *
+       nebula__v1__stop_command__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Nebula__V1__StopCommand *)
+     protobuf_c_message_unpack (&nebula__v1__stop_command__descriptor,
+                                allocator, len, data);
+}
+void   nebula__v1__stop_command__free_unpacked
+                     (Nebula__V1__StopCommand *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &nebula__v1__stop_command__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   nebula__v1__attempt_exit__init
+                     (Nebula__V1__AttemptExit         *message)
+{
+  static const Nebula__V1__AttemptExit init_value = NEBULA__V1__ATTEMPT_EXIT__INIT;
+  *message = init_value;
+}
+size_t nebula__v1__attempt_exit__get_packed_size
+                     (const Nebula__V1__AttemptExit *message)
+{
+  assert(message->base.descriptor == &nebula__v1__attempt_exit__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t nebula__v1__attempt_exit__pack
+                     (const Nebula__V1__AttemptExit *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &nebula__v1__attempt_exit__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t nebula__v1__attempt_exit__pack_to_buffer
+                     (const Nebula__V1__AttemptExit *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &nebula__v1__attempt_exit__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Nebula__V1__AttemptExit *
+       nebula__v1__attempt_exit__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Nebula__V1__AttemptExit *)
+     protobuf_c_message_unpack (&nebula__v1__attempt_exit__descriptor,
+                                allocator, len, data);
+}
+void   nebula__v1__attempt_exit__free_unpacked
+                     (Nebula__V1__AttemptExit *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &nebula__v1__attempt_exit__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   nebula__v1__attempt_exit_ack__init
+                     (Nebula__V1__AttemptExitAck         *message)
+{
+  static const Nebula__V1__AttemptExitAck init_value = NEBULA__V1__ATTEMPT_EXIT_ACK__INIT;
+  *message = init_value;
+}
+size_t nebula__v1__attempt_exit_ack__get_packed_size
+                     (const Nebula__V1__AttemptExitAck *message)
+{
+  assert(message->base.descriptor == &nebula__v1__attempt_exit_ack__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t nebula__v1__attempt_exit_ack__pack
+                     (const Nebula__V1__AttemptExitAck *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &nebula__v1__attempt_exit_ack__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t nebula__v1__attempt_exit_ack__pack_to_buffer
+                     (const Nebula__V1__AttemptExitAck *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &nebula__v1__attempt_exit_ack__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Nebula__V1__AttemptExitAck *
+       nebula__v1__attempt_exit_ack__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Nebula__V1__AttemptExitAck *)
+     protobuf_c_message_unpack (&nebula__v1__attempt_exit_ack__descriptor,
+                                allocator, len, data);
+}
+void   nebula__v1__attempt_exit_ack__free_unpacked
+                     (Nebula__V1__AttemptExitAck *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &nebula__v1__attempt_exit_ack__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   nebula__v1__command__init
                      (Nebula__V1__Command         *message)
 {
@@ -962,7 +1142,295 @@ const ProtobufCMessageDescriptor nebula__v1__resume_command__descriptor =
   (ProtobufCMessageInit) nebula__v1__resume_command__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor nebula__v1__command__field_descriptors[4] =
+static const ProtobufCFieldDescriptor nebula__v1__launch_command__field_descriptors[6] =
+{
+  {
+    "job_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__LaunchCommand, job_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attempt",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__LaunchCommand, attempt),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "world_size",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__LaunchCommand, world_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "hosts",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Nebula__V1__LaunchCommand, n_hosts),
+    offsetof(Nebula__V1__LaunchCommand, hosts),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "node_ids",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Nebula__V1__LaunchCommand, n_node_ids),
+    offsetof(Nebula__V1__LaunchCommand, node_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "slots_per_node",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__LaunchCommand, slots_per_node),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned nebula__v1__launch_command__field_indices_by_name[] = {
+  1,   /* field[1] = attempt */
+  3,   /* field[3] = hosts */
+  0,   /* field[0] = job_id */
+  4,   /* field[4] = node_ids */
+  5,   /* field[5] = slots_per_node */
+  2,   /* field[2] = world_size */
+};
+static const ProtobufCIntRange nebula__v1__launch_command__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor nebula__v1__launch_command__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "nebula.v1.LaunchCommand",
+  "LaunchCommand",
+  "Nebula__V1__LaunchCommand",
+  "nebula.v1",
+  sizeof(Nebula__V1__LaunchCommand),
+  6,
+  nebula__v1__launch_command__field_descriptors,
+  nebula__v1__launch_command__field_indices_by_name,
+  1,  nebula__v1__launch_command__number_ranges,
+  (ProtobufCMessageInit) nebula__v1__launch_command__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor nebula__v1__stop_command__field_descriptors[3] =
+{
+  {
+    "job_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__StopCommand, job_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attempt",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__StopCommand, attempt),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__StopCommand, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned nebula__v1__stop_command__field_indices_by_name[] = {
+  1,   /* field[1] = attempt */
+  0,   /* field[0] = job_id */
+  2,   /* field[2] = reason */
+};
+static const ProtobufCIntRange nebula__v1__stop_command__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor nebula__v1__stop_command__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "nebula.v1.StopCommand",
+  "StopCommand",
+  "Nebula__V1__StopCommand",
+  "nebula.v1",
+  sizeof(Nebula__V1__StopCommand),
+  3,
+  nebula__v1__stop_command__field_descriptors,
+  nebula__v1__stop_command__field_indices_by_name,
+  1,  nebula__v1__stop_command__number_ranges,
+  (ProtobufCMessageInit) nebula__v1__stop_command__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor nebula__v1__attempt_exit__field_descriptors[6] =
+{
+  {
+    "node_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__AttemptExit, node_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "job_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__AttemptExit, job_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attempt",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__AttemptExit, attempt),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "exit_code",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__AttemptExit, exit_code),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "signal",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__AttemptExit, signal),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "output_tail",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__AttemptExit, output_tail),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned nebula__v1__attempt_exit__field_indices_by_name[] = {
+  2,   /* field[2] = attempt */
+  3,   /* field[3] = exit_code */
+  1,   /* field[1] = job_id */
+  0,   /* field[0] = node_id */
+  5,   /* field[5] = output_tail */
+  4,   /* field[4] = signal */
+};
+static const ProtobufCIntRange nebula__v1__attempt_exit__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor nebula__v1__attempt_exit__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "nebula.v1.AttemptExit",
+  "AttemptExit",
+  "Nebula__V1__AttemptExit",
+  "nebula.v1",
+  sizeof(Nebula__V1__AttemptExit),
+  6,
+  nebula__v1__attempt_exit__field_descriptors,
+  nebula__v1__attempt_exit__field_indices_by_name,
+  1,  nebula__v1__attempt_exit__number_ranges,
+  (ProtobufCMessageInit) nebula__v1__attempt_exit__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define nebula__v1__attempt_exit_ack__field_descriptors NULL
+#define nebula__v1__attempt_exit_ack__field_indices_by_name NULL
+#define nebula__v1__attempt_exit_ack__number_ranges NULL
+const ProtobufCMessageDescriptor nebula__v1__attempt_exit_ack__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "nebula.v1.AttemptExitAck",
+  "AttemptExitAck",
+  "Nebula__V1__AttemptExitAck",
+  "nebula.v1",
+  sizeof(Nebula__V1__AttemptExitAck),
+  0,
+  nebula__v1__attempt_exit_ack__field_descriptors,
+  nebula__v1__attempt_exit_ack__field_indices_by_name,
+  0,  nebula__v1__attempt_exit_ack__number_ranges,
+  (ProtobufCMessageInit) nebula__v1__attempt_exit_ack__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor nebula__v1__command__field_descriptors[6] =
 {
   {
     "id",
@@ -1012,18 +1480,44 @@ static const ProtobufCFieldDescriptor nebula__v1__command__field_descriptors[4] 
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "launch",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Nebula__V1__Command, kind_case),
+    offsetof(Nebula__V1__Command, launch),
+    &nebula__v1__launch_command__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stop",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Nebula__V1__Command, kind_case),
+    offsetof(Nebula__V1__Command, stop),
+    &nebula__v1__stop_command__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned nebula__v1__command__field_indices_by_name[] = {
   2,   /* field[2] = drain */
   0,   /* field[0] = id */
   1,   /* field[1] = issued_unix_ms */
+  4,   /* field[4] = launch */
   3,   /* field[3] = resume */
+  5,   /* field[5] = stop */
 };
 static const ProtobufCIntRange nebula__v1__command__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 10, 2 },
-  { 0, 4 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor nebula__v1__command__descriptor =
 {
@@ -1033,7 +1527,7 @@ const ProtobufCMessageDescriptor nebula__v1__command__descriptor =
   "Nebula__V1__Command",
   "nebula.v1",
   sizeof(Nebula__V1__Command),
-  4,
+  6,
   nebula__v1__command__field_descriptors,
   nebula__v1__command__field_indices_by_name,
   2,  nebula__v1__command__number_ranges,
@@ -1224,19 +1718,21 @@ const ProtobufCMessageDescriptor nebula__v1__leave_response__descriptor =
   (ProtobufCMessageInit) nebula__v1__leave_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor nebula__v1__node_service__method_descriptors[5] =
+static const ProtobufCMethodDescriptor nebula__v1__node_service__method_descriptors[6] =
 {
   { "Register", &nebula__v1__register_request__descriptor, &nebula__v1__register_response__descriptor },
   { "Heartbeat", &nebula__v1__heartbeat_request__descriptor, &nebula__v1__heartbeat_response__descriptor },
   { "Assignments", &nebula__v1__assignments_request__descriptor, &nebula__v1__command__descriptor },
   { "ShipLogs", &nebula__v1__log_batch__descriptor, &nebula__v1__ship_logs_response__descriptor },
   { "Leave", &nebula__v1__leave_request__descriptor, &nebula__v1__leave_response__descriptor },
+  { "ReportAttemptExit", &nebula__v1__attempt_exit__descriptor, &nebula__v1__attempt_exit_ack__descriptor },
 };
 const unsigned nebula__v1__node_service__method_indices_by_name[] = {
   2,        /* Assignments */
   1,        /* Heartbeat */
   4,        /* Leave */
   0,        /* Register */
+  5,        /* ReportAttemptExit */
   3         /* ShipLogs */
 };
 const ProtobufCServiceDescriptor nebula__v1__node_service__descriptor =
@@ -1246,7 +1742,7 @@ const ProtobufCServiceDescriptor nebula__v1__node_service__descriptor =
   "NodeService",
   "Nebula__V1__NodeService",
   "nebula.v1",
-  5,
+  6,
   nebula__v1__node_service__method_descriptors,
   nebula__v1__node_service__method_indices_by_name
 };
@@ -1289,6 +1785,14 @@ void nebula__v1__node_service__leave(ProtobufCService *service,
 {
   assert(service->descriptor == &nebula__v1__node_service__descriptor);
   service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void nebula__v1__node_service__report_attempt_exit(ProtobufCService *service,
+                                                   const Nebula__V1__AttemptExit *input,
+                                                   Nebula__V1__AttemptExitAck_Closure closure,
+                                                   void *closure_data)
+{
+  assert(service->descriptor == &nebula__v1__node_service__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void nebula__v1__node_service__init (Nebula__V1__NodeService_Service *service,
                                      Nebula__V1__NodeService_ServiceDestroy destroy)

@@ -23,6 +23,10 @@ typedef struct Nebula__V1__HeartbeatResponse Nebula__V1__HeartbeatResponse;
 typedef struct Nebula__V1__AssignmentsRequest Nebula__V1__AssignmentsRequest;
 typedef struct Nebula__V1__DrainCommand Nebula__V1__DrainCommand;
 typedef struct Nebula__V1__ResumeCommand Nebula__V1__ResumeCommand;
+typedef struct Nebula__V1__LaunchCommand Nebula__V1__LaunchCommand;
+typedef struct Nebula__V1__StopCommand Nebula__V1__StopCommand;
+typedef struct Nebula__V1__AttemptExit Nebula__V1__AttemptExit;
+typedef struct Nebula__V1__AttemptExitAck Nebula__V1__AttemptExitAck;
 typedef struct Nebula__V1__Command Nebula__V1__Command;
 typedef struct Nebula__V1__LogBatch Nebula__V1__LogBatch;
 typedef struct Nebula__V1__ShipLogsResponse Nebula__V1__ShipLogsResponse;
@@ -140,10 +144,83 @@ struct  Nebula__V1__ResumeCommand
      }
 
 
+/*
+ * Run one attempt of a job: mpirun over `hosts` (this node first), each rank a `nebula-node worker`.
+ */
+struct  Nebula__V1__LaunchCommand
+{
+  ProtobufCMessage base;
+  char *job_id;
+  uint32_t attempt;
+  uint32_t world_size;
+  /*
+   * host names or addresses of the job's nodes, in rank order
+   */
+  size_t n_hosts;
+  char **hosts;
+  /*
+   * the same nodes by id
+   */
+  size_t n_node_ids;
+  char **node_ids;
+  uint32_t slots_per_node;
+};
+#define NEBULA__V1__LAUNCH_COMMAND__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&nebula__v1__launch_command__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL, 0,NULL, 0 }
+
+
+/*
+ * End an attempt (cancelled, superseded, or a peer failed): SIGTERM to mpirun, SIGKILL after a grace.
+ */
+struct  Nebula__V1__StopCommand
+{
+  ProtobufCMessage base;
+  char *job_id;
+  uint32_t attempt;
+  char *reason;
+};
+#define NEBULA__V1__STOP_COMMAND__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&nebula__v1__stop_command__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Nebula__V1__AttemptExit
+{
+  ProtobufCMessage base;
+  char *node_id;
+  char *job_id;
+  uint32_t attempt;
+  /*
+   * -1 when killed by a signal
+   */
+  int32_t exit_code;
+  int32_t signal;
+  /*
+   * the last lines mpirun and the ranks printed
+   */
+  char *output_tail;
+};
+#define NEBULA__V1__ATTEMPT_EXIT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&nebula__v1__attempt_exit__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Nebula__V1__AttemptExitAck
+{
+  ProtobufCMessage base;
+};
+#define NEBULA__V1__ATTEMPT_EXIT_ACK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&nebula__v1__attempt_exit_ack__descriptor) \
+     }
+
+
 typedef enum {
   NEBULA__V1__COMMAND__KIND__NOT_SET = 0,
   NEBULA__V1__COMMAND__KIND_DRAIN = 10,
-  NEBULA__V1__COMMAND__KIND_RESUME = 11
+  NEBULA__V1__COMMAND__KIND_RESUME = 11,
+  NEBULA__V1__COMMAND__KIND_LAUNCH = 12,
+  NEBULA__V1__COMMAND__KIND_STOP = 13
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(NEBULA__V1__COMMAND__KIND__CASE)
 } Nebula__V1__Command__KindCase;
 
@@ -155,10 +232,12 @@ struct  Nebula__V1__Command
   Nebula__V1__Command__KindCase kind_case;
   union {
     Nebula__V1__DrainCommand *drain;
-    /*
-     * 12..49: job launch, shard prefetch, checkpoint commands
-     */
     Nebula__V1__ResumeCommand *resume;
+    Nebula__V1__LaunchCommand *launch;
+    /*
+     * 14..49: shard prefetch, checkpoint commands
+     */
+    Nebula__V1__StopCommand *stop;
   };
 };
 #define NEBULA__V1__COMMAND__INIT \
@@ -343,6 +422,82 @@ Nebula__V1__ResumeCommand *
 void   nebula__v1__resume_command__free_unpacked
                      (Nebula__V1__ResumeCommand *message,
                       ProtobufCAllocator *allocator);
+/* Nebula__V1__LaunchCommand methods */
+void   nebula__v1__launch_command__init
+                     (Nebula__V1__LaunchCommand         *message);
+size_t nebula__v1__launch_command__get_packed_size
+                     (const Nebula__V1__LaunchCommand   *message);
+size_t nebula__v1__launch_command__pack
+                     (const Nebula__V1__LaunchCommand   *message,
+                      uint8_t             *out);
+size_t nebula__v1__launch_command__pack_to_buffer
+                     (const Nebula__V1__LaunchCommand   *message,
+                      ProtobufCBuffer     *buffer);
+Nebula__V1__LaunchCommand *
+       nebula__v1__launch_command__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   nebula__v1__launch_command__free_unpacked
+                     (Nebula__V1__LaunchCommand *message,
+                      ProtobufCAllocator *allocator);
+/* Nebula__V1__StopCommand methods */
+void   nebula__v1__stop_command__init
+                     (Nebula__V1__StopCommand         *message);
+size_t nebula__v1__stop_command__get_packed_size
+                     (const Nebula__V1__StopCommand   *message);
+size_t nebula__v1__stop_command__pack
+                     (const Nebula__V1__StopCommand   *message,
+                      uint8_t             *out);
+size_t nebula__v1__stop_command__pack_to_buffer
+                     (const Nebula__V1__StopCommand   *message,
+                      ProtobufCBuffer     *buffer);
+Nebula__V1__StopCommand *
+       nebula__v1__stop_command__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   nebula__v1__stop_command__free_unpacked
+                     (Nebula__V1__StopCommand *message,
+                      ProtobufCAllocator *allocator);
+/* Nebula__V1__AttemptExit methods */
+void   nebula__v1__attempt_exit__init
+                     (Nebula__V1__AttemptExit         *message);
+size_t nebula__v1__attempt_exit__get_packed_size
+                     (const Nebula__V1__AttemptExit   *message);
+size_t nebula__v1__attempt_exit__pack
+                     (const Nebula__V1__AttemptExit   *message,
+                      uint8_t             *out);
+size_t nebula__v1__attempt_exit__pack_to_buffer
+                     (const Nebula__V1__AttemptExit   *message,
+                      ProtobufCBuffer     *buffer);
+Nebula__V1__AttemptExit *
+       nebula__v1__attempt_exit__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   nebula__v1__attempt_exit__free_unpacked
+                     (Nebula__V1__AttemptExit *message,
+                      ProtobufCAllocator *allocator);
+/* Nebula__V1__AttemptExitAck methods */
+void   nebula__v1__attempt_exit_ack__init
+                     (Nebula__V1__AttemptExitAck         *message);
+size_t nebula__v1__attempt_exit_ack__get_packed_size
+                     (const Nebula__V1__AttemptExitAck   *message);
+size_t nebula__v1__attempt_exit_ack__pack
+                     (const Nebula__V1__AttemptExitAck   *message,
+                      uint8_t             *out);
+size_t nebula__v1__attempt_exit_ack__pack_to_buffer
+                     (const Nebula__V1__AttemptExitAck   *message,
+                      ProtobufCBuffer     *buffer);
+Nebula__V1__AttemptExitAck *
+       nebula__v1__attempt_exit_ack__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   nebula__v1__attempt_exit_ack__free_unpacked
+                     (Nebula__V1__AttemptExitAck *message,
+                      ProtobufCAllocator *allocator);
 /* Nebula__V1__Command methods */
 void   nebula__v1__command__init
                      (Nebula__V1__Command         *message);
@@ -461,6 +616,18 @@ typedef void (*Nebula__V1__DrainCommand_Closure)
 typedef void (*Nebula__V1__ResumeCommand_Closure)
                  (const Nebula__V1__ResumeCommand *message,
                   void *closure_data);
+typedef void (*Nebula__V1__LaunchCommand_Closure)
+                 (const Nebula__V1__LaunchCommand *message,
+                  void *closure_data);
+typedef void (*Nebula__V1__StopCommand_Closure)
+                 (const Nebula__V1__StopCommand *message,
+                  void *closure_data);
+typedef void (*Nebula__V1__AttemptExit_Closure)
+                 (const Nebula__V1__AttemptExit *message,
+                  void *closure_data);
+typedef void (*Nebula__V1__AttemptExitAck_Closure)
+                 (const Nebula__V1__AttemptExitAck *message,
+                  void *closure_data);
 typedef void (*Nebula__V1__Command_Closure)
                  (const Nebula__V1__Command *message,
                   void *closure_data);
@@ -503,6 +670,10 @@ struct Nebula__V1__NodeService_Service
                 const Nebula__V1__LeaveRequest *input,
                 Nebula__V1__LeaveResponse_Closure closure,
                 void *closure_data);
+  void (*report_attempt_exit)(Nebula__V1__NodeService_Service *service,
+                              const Nebula__V1__AttemptExit *input,
+                              Nebula__V1__AttemptExitAck_Closure closure,
+                              void *closure_data);
 };
 typedef void (*Nebula__V1__NodeService_ServiceDestroy)(Nebula__V1__NodeService_Service *);
 void nebula__v1__node_service__init (Nebula__V1__NodeService_Service *service,
@@ -515,7 +686,8 @@ void nebula__v1__node_service__init (Nebula__V1__NodeService_Service *service,
       function_prefix__ ## heartbeat,\
       function_prefix__ ## assignments,\
       function_prefix__ ## ship_logs,\
-      function_prefix__ ## leave  }
+      function_prefix__ ## leave,\
+      function_prefix__ ## report_attempt_exit  }
 void nebula__v1__node_service__register(ProtobufCService *service,
                                         const Nebula__V1__RegisterRequest *input,
                                         Nebula__V1__RegisterResponse_Closure closure,
@@ -536,6 +708,10 @@ void nebula__v1__node_service__leave(ProtobufCService *service,
                                      const Nebula__V1__LeaveRequest *input,
                                      Nebula__V1__LeaveResponse_Closure closure,
                                      void *closure_data);
+void nebula__v1__node_service__report_attempt_exit(ProtobufCService *service,
+                                                   const Nebula__V1__AttemptExit *input,
+                                                   Nebula__V1__AttemptExitAck_Closure closure,
+                                                   void *closure_data);
 
 /* --- descriptors --- */
 
@@ -546,6 +722,10 @@ extern const ProtobufCMessageDescriptor nebula__v1__heartbeat_response__descript
 extern const ProtobufCMessageDescriptor nebula__v1__assignments_request__descriptor;
 extern const ProtobufCMessageDescriptor nebula__v1__drain_command__descriptor;
 extern const ProtobufCMessageDescriptor nebula__v1__resume_command__descriptor;
+extern const ProtobufCMessageDescriptor nebula__v1__launch_command__descriptor;
+extern const ProtobufCMessageDescriptor nebula__v1__stop_command__descriptor;
+extern const ProtobufCMessageDescriptor nebula__v1__attempt_exit__descriptor;
+extern const ProtobufCMessageDescriptor nebula__v1__attempt_exit_ack__descriptor;
 extern const ProtobufCMessageDescriptor nebula__v1__command__descriptor;
 extern const ProtobufCMessageDescriptor nebula__v1__log_batch__descriptor;
 extern const ProtobufCMessageDescriptor nebula__v1__ship_logs_response__descriptor;
