@@ -15,7 +15,7 @@ public struct NebulaCLI: AsyncParsableCommand {
             or .nebula/cluster.env written by cluster/up. Every listing takes --json or --csv.
             """,
         version: "0.1.0",
-        subcommands: [Nodes.self, Node.self, Health.self, Logs.self, Dataset.self, Train.self])
+        subcommands: [Nodes.self, Node.self, Health.self, Logs.self, Dataset.self, Submit.self, Jobs.self, Job.self, Train.self])
 
     public init() {}
 }

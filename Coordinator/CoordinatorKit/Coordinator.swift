@@ -28,6 +28,8 @@ public struct CoordinatorConfiguration: Sendable {
     public var flushInterval: Duration = .milliseconds(500)
     /// Uploads, conversion, Kaggle, shards.
     public var datasets = DatasetConfiguration()
+    /// Scheduling and training jobs.
+    public var jobs = JobConfiguration()
 
     public init(databaseURL: String, dataDirectory: String, joinToken: String, adminToken: String) {
         self.databaseURL = databaseURL
@@ -56,6 +58,7 @@ public final class Coordinator: Sendable {
     public let store: CoordinatorStore
     public let hub: LogHub
     public let datasets: DatasetService
+    public let jobs: JobManager
     private let server: RPCServer
     private let tasks: [Task<Void, Never>]
     private let persistFeed: AsyncStream<[StoreRecord]>.Continuation
@@ -75,7 +78,12 @@ public final class Coordinator: Sendable {
         try await waitForDatabase(store, within: configuration.databaseWait, logger: logger)
 
         let (feed, feedContinuation) = AsyncStream.makeStream(of: [StoreRecord].self, bufferingPolicy: .unbounded)
-        let persist: @Sendable ([StoreRecord]) -> Void = { feedContinuation.yield($0) }
+        // Node rows also reach the job manager (a node that goes DOWN ends its jobs' attempts).
+        let relay = NodeChangeRelay()
+        let persist: @Sendable ([StoreRecord]) -> Void = { records in
+            feedContinuation.yield(records)
+            relay.forward(records)
+        }
         let registry = NodeRegistry(configuration: configuration.detector, logger: logger, persist: persist)
         await registry.restore(try await store.loadNodes())
         let hub = LogHub()
@@ -85,15 +93,21 @@ public final class Coordinator: Sendable {
         let datasets = try DatasetService(dataDirectory: configuration.dataDirectory, configuration: configuration.datasets,
                                           store: DatasetStore(client: client), logger: logger)
         try await datasets.recover()
+        let jobs = try JobManager(configuration: configuration.jobs, store: JobStore(client: client), datasets: datasets,
+                                  registry: registry, dataDirectory: configuration.dataDirectory, persist: persist, logger: logger)
+        try await jobs.recover()
+        relay.target = jobs
 
         let started = nowUnixMs()
         let join = configuration.joinToken
         let admin = configuration.adminToken
-        let methods = NodeServiceMethods.make(registry: registry, logs: ingest)
+        let methods = NodeServiceMethods.make(registry: registry, logs: ingest, jobs: jobs)
             + AdminServiceMethods.make(registry: registry, store: store, hub: hub, startedUnixMs: started,
                                        version: NebulaVersion.string, logger: logger)
             + DatasetServiceMethods.make(datasets)
             + ShardServiceMethods.make(datasets)
+            + JobServiceMethods.make(jobs, store: store)
+            + WorkerServiceMethods.make(jobs)
         let server = RPCServer(
             configuration: .init(address: configuration.listen, tls: configuration.tls), methods: methods,
             authorizer: { method, metadata in authorize(method: method, metadata: metadata, joinToken: join, adminToken: admin) },
@@ -109,6 +123,7 @@ public final class Coordinator: Sendable {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: tick)
                     await registry.tick()
+                    await jobs.tick()
                 }
             },
         ]
@@ -119,17 +134,18 @@ public final class Coordinator: Sendable {
             "detector.down_after": "\(configuration.detector.downAfter)",
         ])
         return Coordinator(configuration: configuration, registry: registry, store: store, hub: hub, datasets: datasets,
-                           server: server, tasks: tasks, persistFeed: feedContinuation, logger: logger)
+                           jobs: jobs, server: server, tasks: tasks, persistFeed: feedContinuation, logger: logger)
     }
 
     private init(configuration: CoordinatorConfiguration, registry: NodeRegistry, store: CoordinatorStore, hub: LogHub,
-                 datasets: DatasetService, server: RPCServer, tasks: [Task<Void, Never>], persistFeed: AsyncStream<[StoreRecord]>.Continuation,
+                 datasets: DatasetService, jobs: JobManager, server: RPCServer, tasks: [Task<Void, Never>], persistFeed: AsyncStream<[StoreRecord]>.Continuation,
                  logger: Logger) {
         self.configuration = configuration
         self.registry = registry
         self.store = store
         self.hub = hub
         self.datasets = datasets
+        self.jobs = jobs
         self.server = server
         self.tasks = tasks
         self.persistFeed = persistFeed
@@ -178,7 +194,11 @@ func authorize(method: String, metadata: RPCMetadata, joinToken: String, adminTo
     if method.hasPrefix("/nebula.v1.NodeService/") {
         accepted = [joinToken]
         role = "cluster join token"
-    } else if method.hasPrefix("/nebula.v1.AdminService/") || method.hasPrefix("/nebula.v1.DatasetService/") {
+    } else if method.hasPrefix("/nebula.v1.WorkerService/") {
+        accepted = [joinToken]
+        role = "cluster join token"
+    } else if method.hasPrefix("/nebula.v1.AdminService/") || method.hasPrefix("/nebula.v1.DatasetService/")
+                || method.hasPrefix("/nebula.v1.JobService/") {
         accepted = [adminToken]
         role = "admin token"
     } else if method.hasPrefix("/nebula.v1.ShardService/") {
@@ -205,4 +225,22 @@ func constantTimeEqual(_ a: String, _ b: String) -> Bool {
         diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
     }
     return diff == 0
+}
+
+/// Hands node rows to the job manager once it exists (the registry is created before it).
+final class NodeChangeRelay: @unchecked Sendable {
+    // Thread-safety: `target` is written once at start under `lock`, read under it.
+    private let lock = NSLock()
+    private var _target: JobManager?
+    var target: JobManager? {
+        get { lock.withLock { _target } }
+        set { lock.withLock { _target = newValue } }
+    }
+
+    func forward(_ records: [StoreRecord]) {
+        guard let target else { return }
+        for case .node(let row) in records {
+            Task { await target.nodeChanged(row) }
+        }
+    }
 }

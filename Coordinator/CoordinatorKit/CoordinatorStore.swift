@@ -12,6 +12,8 @@ public enum StoreRecord: Codable, Sendable, Hashable {
     case health(nodeId: String, sample: HealthSample)
     case event(NodeEvent)
     case log(LogRecord)
+    /// Step metrics of one rank of a job attempt.
+    case jobMetrics(jobId: String, attempt: Int, rank: Int, StepMetrics)
 }
 
 /// The persistent part of a node.
@@ -58,6 +60,8 @@ public final class CoordinatorStore: Sendable {
                                 "net_rx_bytes_per_sec", "net_tx_bytes_per_sec", "gpus"]
     static let eventColumns = ["node_id", "time", "kind", "from_state", "to_state", "reason"]
     static let logColumns = ["time", "node_id", "level", "source", "message", "metadata", "seq"]
+    static let jobMetricColumns = ["job_id", "attempt", "rank", "step", "epoch", "loss", "samples_per_second", "allreduce_ms",
+                                   "samples", "time"]
 
     static func write(_ records: [StoreRecord], client: PostgresClient) async throws {
         var nodes: [String: NodeRow] = [:]
@@ -65,6 +69,7 @@ public final class CoordinatorStore: Sendable {
         var health: [[PGValue]] = []
         var events: [[PGValue]] = []
         var logs: [[PGValue]] = []
+        var metrics: [[PGValue]] = []
         for record in records {
             switch record {
             case .node(let row):
@@ -81,10 +86,14 @@ public final class CoordinatorStore: Sendable {
             case .log(let l):
                 logs.append([.text(isoTimestamp(l.timeUnixMs)), text(l.nodeId), .text(l.level.rawValue),
                              text(l.source), text(l.message), text(json(l.metadata)), int(l.seq)])
+            case .jobMetrics(let job, let attempt, let rank, let m):
+                metrics.append([text(job), PGValue(attempt), PGValue(rank), int(m.step), PGValue(m.epoch), .double(finite(m.loss)),
+                                .double(finite(m.samplesPerSecond)), .double(finite(m.allreduceMs)), int(m.samples),
+                                .text(isoTimestamp(m.timeUnixMs))])
             }
         }
         let upserts = nodeOrder.compactMap { nodes[$0] }
-        let (healthRows, eventRows, logRows) = (health, events, logs)
+        let (healthRows, eventRows, logRows, metricRows) = (health, events, logs, metrics)
         try await client.withConnection { conn in
             try conn.transaction { conn in
                 for row in upserts {
@@ -108,6 +117,9 @@ public final class CoordinatorStore: Sendable {
                 }
                 if !eventRows.isEmpty { _ = try conn.copyIn(table: "node_events", columns: eventColumns, rows: eventRows) }
                 if !logRows.isEmpty { _ = try conn.copyIn(table: "logs", columns: logColumns, rows: logRows) }
+                if !metricRows.isEmpty {
+                    _ = try conn.copyIn(table: "job_metrics", columns: jobMetricColumns, rows: metricRows)
+                }
             }
         }
     }
@@ -199,6 +211,24 @@ public final class CoordinatorStore: Sendable {
         }
     }
 
+    /// A job's log records (metadata `job.id`) with a database id above `after`, oldest first.
+    public func jobLogs(jobId: String, after: Int64, limit: Int) async throws -> [(id: Int64, record: LogRecord)] {
+        let rows = try await client.query("""
+            SELECT * FROM (
+                SELECT id, (extract(epoch FROM time) * 1000)::bigint AS time_ms, node_id, level, source, message,
+                       metadata::text AS metadata, seq
+                FROM logs WHERE metadata->>'job.id' = $1 AND id > $2 ORDER BY id DESC LIMIT $3
+            ) newest ORDER BY id
+            """, [.text(jobId), .int(after), PGValue(limit)])
+        return try rows.map { r in
+            (try r.int64("id"),
+             LogRecord(timeUnixMs: try r.int64("time_ms"), level: LogLevel(rawValue: try r.string("level")) ?? .info,
+                       nodeId: try r.string("node_id"), source: try r.string("source"), message: try r.string("message"),
+                       metadata: (try? unjson([String: String].self, try r.string("metadata"))) ?? [:],
+                       seq: UInt64(bitPattern: try r.int64("seq"))))
+        }
+    }
+
     private func sample(_ r: PGRow) throws -> HealthSample {
         HealthSample(timeUnixMs: try r.int64("time_ms"), cpuPercent: try r.double("cpu_percent"),
                      load1: try r.double("load1"), load5: try r.double("load5"), load15: try r.double("load15"),
@@ -215,6 +245,9 @@ public final class CoordinatorStore: Sendable {
 // spooled and retried forever. Values from agents are therefore made storable before they are written:
 // integers clamped into bigint, NUL characters (refused in text columns) removed.
 func int(_ v: UInt64) -> PGValue { .int(Int64(clamping: v)) }
+
+/// NaN and infinities are stored as 0 (a loss can diverge; the column is double precision NOT NULL).
+func finite(_ v: Double) -> Double { v.isFinite ? v : 0 }
 
 func text(_ s: String) -> PGValue { .text(s.contains("\u{0}") ? s.replacingOccurrences(of: "\u{0}", with: "") : s) }
 

@@ -343,6 +343,39 @@ public actor DatasetService {
         }
     }
 
+    /// Checks a job's dataset and target and fixes its task, classes and feature schema
+    /// (Note [Feature schema from the whole dataset]).
+    func prepareJob(datasetId: String, target: String, task override: String, model: String) async throws
+        -> (rows: Int, plan: JobPlanDocument)
+    {
+        guard let row = try await store.get(datasetId) else { throw notFound(datasetId) }
+        guard row.info.state == .ready else {
+            throw RPCStatus(.failedPrecondition, "dataset \(datasetId) is \(row.info.state.rawValue), not ready")
+        }
+        guard !row.path.isEmpty, row.info.kind == .table || row.info.kind == .text || row.info.kind == .textFolders else {
+            throw RPCStatus(.failedPrecondition, "dataset \(datasetId) is \(row.info.kind.rawValue): cluster jobs train on tables so far")
+        }
+        let overrideType: ProblemType? = override.isEmpty ? nil : ProblemType(rawValue: override)
+        let path = absolute(row.path)
+        return try await runOnThread(name: "nebula.prepare") {
+            let dataset = try ColumnarDataset(path: path, verify: .header)
+            do {
+                let task = try TaskInference.detect(dataset, target: target, override: overrideType)
+                let classification = task.problemType != .regression
+                let schema = try FeatureSchema.fit(dataset, target: target, classification: classification)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = .sortedKeys
+                let schemaJSON = String(decoding: try encoder.encode(schema), as: UTF8.self)
+                var reason = "\(task.problemType.rawValue) (\(task.reason))"
+                if !schema.skipped.isEmpty { reason += "; left out: \(schema.skipped.joined(separator: "; "))" }
+                return (dataset.rowCount, JobPlanDocument(task: task.problemType.rawValue, classes: schema.classes,
+                                                          schemaJSON: schemaJSON, reason: reason))
+            } catch let error as DatasetError {
+                throw RPCStatus(.invalidArgument, error.message)
+            }
+        }
+    }
+
     func delete(_ id: String) async throws -> DatasetInfo {
         guard let row = try await store.get(id) else { throw notFound(id) }
         guard row.info.state.isFinal else {

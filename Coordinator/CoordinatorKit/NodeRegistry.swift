@@ -228,6 +228,17 @@ public actor NodeRegistry {
         RPCStatus(.notFound, "no node named '\(node)'; `nebula nodes` lists the known nodes")
     }
 
+    /// Sends a command to a node's current command stream; false when the node has none.
+    @discardableResult
+    public func sendCommand(_ kind: NodeCommand.Kind, to node: String) -> Bool {
+        guard entries[node]?.commands != nil else { return false }
+        send(kind, to: node)
+        return true
+    }
+
+    /// The persistent part of every known node.
+    public func rows() -> [NodeRow] { entries.values.map(\.row) }
+
     private func send(_ kind: NodeCommand.Kind, to node: String) {
         let command = NodeCommand(id: nextCommandId, issuedUnixMs: nowUnixMs(), kind: kind)
         nextCommandId += 1

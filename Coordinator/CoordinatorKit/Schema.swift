@@ -100,5 +100,73 @@ public enum CoordinatorSchema {
             );
             CREATE INDEX dataset_shards_sha ON dataset_shards (dataset_id, sha256);
             """),
+        Migration(version: 3, name: "jobs, job events, job metrics, checkpoints", sql: """
+            CREATE TABLE jobs (
+                id                  text PRIMARY KEY,
+                seq                 bigserial,                -- submission order (FIFO within a priority)
+                name                text NOT NULL,
+                user_name           text NOT NULL DEFAULT 'admin',
+                spec                jsonb NOT NULL,           -- JobSpec
+                state               text NOT NULL CHECK (state IN ('pending', 'running', 'completing', 'completed',
+                                                                   'failed', 'cancelled', 'node_fail', 'restarting')),
+                reason              text NOT NULL DEFAULT '',
+                task                text NOT NULL,
+                plan                jsonb NOT NULL,           -- feature schema and classes, fixed at submission
+                attempt             integer NOT NULL DEFAULT 0,
+                restarts            integer NOT NULL DEFAULT 0,
+                nodes               jsonb NOT NULL DEFAULT '[]',
+                submitted_at        timestamptz NOT NULL DEFAULT now(),
+                started_at          timestamptz,
+                finished_at         timestamptz,
+                metrics             jsonb,                    -- holdout metrics of the finished model
+                model_checkpoint    text,
+                samples_per_second  double precision NOT NULL DEFAULT 0,
+                step                bigint NOT NULL DEFAULT 0,
+                loss                double precision NOT NULL DEFAULT 0,
+                updated_at          timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE INDEX jobs_state ON jobs (state);
+
+            CREATE TABLE job_events (
+                id          bigserial PRIMARY KEY,
+                job_id      text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                time        timestamptz NOT NULL DEFAULT now(),
+                attempt     integer NOT NULL DEFAULT 0,
+                from_state  text,
+                to_state    text NOT NULL,
+                reason      text NOT NULL DEFAULT ''
+            );
+            CREATE INDEX job_events_job ON job_events (job_id, id);
+
+            -- Step metrics of every rank (series, written in batches).
+            CREATE TABLE job_metrics (
+                job_id              text NOT NULL,
+                attempt             integer NOT NULL,
+                rank                integer NOT NULL,
+                step                bigint NOT NULL,
+                epoch               integer NOT NULL,
+                loss                double precision NOT NULL,
+                samples_per_second  double precision NOT NULL,
+                allreduce_ms        double precision NOT NULL,
+                samples             bigint NOT NULL,
+                time                timestamptz NOT NULL
+            );
+            CREATE INDEX job_metrics_job ON job_metrics (job_id, attempt, rank, step);
+
+            CREATE TABLE checkpoints (
+                id          text PRIMARY KEY,
+                job_id      text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                attempt     integer NOT NULL,
+                step        bigint NOT NULL,
+                epoch       integer NOT NULL,
+                world_size  integer NOT NULL,
+                final       boolean NOT NULL DEFAULT false,
+                bytes       bigint NOT NULL,
+                sha256      text NOT NULL,
+                path        text NOT NULL,
+                created_at  timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE INDEX checkpoints_job ON checkpoints (job_id, step DESC);
+            """),
     ]
 }

@@ -7,7 +7,7 @@ import NebulaWire
 
 /// NodeService: what node agents call.
 enum NodeServiceMethods {
-    static func make(registry: NodeRegistry, logs: LogIngest) -> [RPCMethod] {
+    static func make(registry: NodeRegistry, logs: LogIngest, jobs: JobManager) -> [RPCMethod] {
         [
             .unary(NodeServicePath.register) { (request: RegisterRequest, _) -> RegisterResponse in
                 try validateNodeId(request.nodeId)
@@ -37,6 +37,10 @@ enum NodeServiceMethods {
             },
             .unary(NodeServicePath.leave) { (request: LeaveRequest, _) -> Empty in
                 await registry.leave(request)
+                return Empty()
+            },
+            .unary(NodeServicePath.reportAttemptExit) { (exit: AttemptExit, _) -> Empty in
+                await jobs.attemptExited(exit)
                 return Empty()
             },
         ]

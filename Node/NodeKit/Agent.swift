@@ -21,6 +21,9 @@ public struct AgentConfiguration: Sendable {
     public var dataDirectory: String
     public var labels: [String: String] = [:]
     public var tls: RPCTLS?
+    /// The CA file and server name behind `tls`, passed on to the job ranks this agent launches.
+    public var tlsCAPath: String?
+    public var tlsServerName: String?
     /// The address other machines reach this node at (informational; the hostname by default).
     public var advertiseAddress: String
     /// Health samples kept while the coordinator is unreachable (oldest dropped beyond this).
@@ -89,6 +92,7 @@ public actor NodeAgent {
     private var seq: UInt64 = 0
     private var drained = false
     private let startedUnixMs = nowUnixMs()
+    private let launcher: JobLauncher
 
     public init(configuration: AgentConfiguration, logs: AgentLogBuffer, logger: Logger) throws {
         self.configuration = configuration
@@ -98,6 +102,7 @@ public actor NodeAgent {
         self.probe = SystemProbe(diskPath: configuration.dataDirectory, logger: logger)
         self.channel = try RPCChannel(configuration: .init(target: configuration.coordinator, tls: configuration.tls,
                                                            metadata: .bearer(configuration.token)))
+        self.launcher = JobLauncher(configuration: configuration, channel: channel, logger: logger)
     }
 
     /// Runs until the task is cancelled, then leaves the cluster.
@@ -116,6 +121,7 @@ public actor NodeAgent {
             commands.cancel()
         }
         shipper.cancel()
+        await launcher.stopAll()
         // This task is cancelled by now, which would cancel the goodbye calls at once: make them in a
         // task of their own.
         await Task { await self.leave() }.value
@@ -234,6 +240,12 @@ public actor NodeAgent {
         case .resume:
             drained = false
             logger.notice("node resumed by the coordinator", metadata: ["command.id": "\(command.id)"])
+        case .launch(let launch):
+            let launcher = self.launcher
+            Task { await launcher.launch(launch) }
+        case .stop(let jobId, let attempt, let reason):
+            let launcher = self.launcher
+            Task { await launcher.stop(jobId: jobId, attempt: attempt, reason: reason) }
         }
     }
 

@@ -6,6 +6,7 @@ import NebulaModel
 import NebulaNode
 import NebulaRPC
 import NebulaSystem
+import NebulaWorker
 
 @main
 struct NebulaNodeCommand: AsyncParsableCommand {
@@ -13,7 +14,7 @@ struct NebulaNodeCommand: AsyncParsableCommand {
         commandName: "nebula-node",
         abstract: "The Nebula node agent: joins a cluster, reports health, runs work.",
         version: NebulaNodeVersion.string,
-        subcommands: [Join.self, Probe.self, Versions.self])
+        subcommands: [Join.self, WorkerCommand.self, Probe.self, Versions.self])
 }
 
 struct Join: AsyncParsableCommand {
@@ -72,13 +73,58 @@ struct Join: AsyncParsableCommand {
         var config = AgentConfiguration(coordinator: target, token: secret, nodeId: nodeId, dataDirectory: dataDir,
                                         advertiseAddress: advertise ?? host)
         config.labels = labelMap
-        if let tlsCA { config.tls = try RPCTLS.client(caPath: tlsCA, serverNameOverride: tlsServerName) }
+        if let tlsCA {
+            config.tls = try RPCTLS.client(caPath: tlsCA, serverNameOverride: tlsServerName)
+            config.tlsCAPath = URL(fileURLWithPath: tlsCA).standardizedFileURL.path
+            config.tlsServerName = tlsServerName
+        }
+        config.dataDirectory = URL(fileURLWithPath: dataDir).standardizedFileURL.path
         let agent = try NodeAgent(configuration: config, logs: buffer, logger: logger)
         let running = Task { await agent.run() }
         let signal = await waitForTerminationSignal()
         logger.info("received signal, leaving", metadata: ["signal": "\(signal)"])
         running.cancel()
         await running.value
+    }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "One rank of a training job (started by mpirun on behalf of a node agent, not by hand).",
+        discussion: """
+            Joins the job at the coordinator, fetches this rank's shard into the node's cache, runs a preflight
+            allreduce, trains with the other ranks (gradients averaged with MPI allreduce), reports progress and
+            checkpoints, and rank 0 reports the holdout metrics. The join token comes from NEBULA_JOIN_TOKEN.
+            """)
+
+    @Option(help: "Coordinator address, host:port.") var coordinator: String
+    @Option(help: "Job id.") var job: String
+    @Option(help: "Attempt number.") var attempt: Int
+    @Option(help: "The job's node ids in rank order, comma-separated.") var nodes: String
+    @Option(help: "Ranks per node.") var slots = 1
+    @Option(help: "The node's shard cache directory.") var cacheDir: String
+    @Option(help: "CA certificate (PEM) of a TLS coordinator.") var tlsCA: String?
+    @Option(help: "Expected name in the coordinator's certificate.") var tlsServerName: String?
+    @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+
+    func run() async throws {
+        guard let level = Logger.Level(name: logLevel) else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        guard let token = ProcessInfo.processInfo.environment["NEBULA_JOIN_TOKEN"], !token.isEmpty else {
+            throw ValidationError("no join token: the worker reads NEBULA_JOIN_TOKEN (the node agent sets it)")
+        }
+        LoggingSystem.bootstrap { label in ConsoleLogHandler(label: label, level: level) }
+        let logger = Logger(label: "nebula.worker")
+        var config = WorkerConfiguration(coordinator: coordinator, token: token, jobId: job, attempt: attempt,
+                                         nodeIds: nodes.split(separator: ",").map(String.init), slotsPerNode: slots,
+                                         cacheDirectory: cacheDir)
+        if let tlsCA { config.tls = try RPCTLS.client(caPath: tlsCA, serverNameOverride: tlsServerName) }
+        do {
+            try await Worker.run(config, logger: logger)
+        } catch {
+            logger.error("worker failed", metadata: ["job.id": "\(job)", "error": "\(error)"])
+            throw ExitCode(1)
+        }
     }
 }
 

@@ -1,0 +1,280 @@
+import Foundation
+import NebulaDataset
+import NebulaEngine
+import NebulaMPI
+import NebulaModel
+import Synchronization
+
+// Note [Steps per epoch across shards]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Every rank must enter the same number of collectives. Shards differ in size by at most one row
+// (Note [Shard assignment]), and the holdout taken from each may differ a little more, so the ranks
+// agree on the step count of an epoch first: ceil(max local rows / batch), by an allreduce-max. A rank
+// that runs out of rows in the last steps contributes an empty batch; the gradient average is
+// weighted by sample counts (Note [Weighted average]), so an empty contribution changes nothing.
+// Each rank shuffles its own rows per epoch with seed ^ epoch ^ rank.
+//
+// Note [Resuming from a checkpoint]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A checkpoint holds the parameters, the optimizer state and the epoch it was taken in. A resumed
+// attempt may have another world size, so its shards are cut anew and a row position inside an
+// epoch means nothing there: training restarts at the beginning of the checkpoint's epoch (the rows
+// of that epoch seen before the checkpoint are seen again). Checkpoints default to epoch ends,
+// where nothing is repeated.
+
+/// What the training loop reports while it runs (read by the reporting task, written by the loop).
+final class LoopTelemetry: Sendable {
+    struct State {
+        var pending: [StepMetrics] = []
+        var collectiveSeq: UInt64 = 0
+        var checkpoints: [(step: UInt64, epoch: Int, bytes: [UInt8])] = []
+        var done = false
+    }
+    let state = Mutex(State())
+
+    /// The loop ended: the reporter sends what is left and stops.
+    func finish() { state.withLock { $0.done = true } }
+    var isDone: Bool { state.withLock { $0.done } }
+
+    func entered(_ seq: UInt64) { state.withLock { $0.collectiveSeq = seq } }
+    func record(_ m: StepMetrics) { state.withLock { $0.pending.append(m) } }
+    func checkpoint(step: UInt64, epoch: Int, bytes: [UInt8]) {
+        state.withLock { $0.checkpoints.append((step, epoch, bytes)) }
+    }
+    func drain() -> (seq: UInt64, steps: [StepMetrics], checkpoints: [(step: UInt64, epoch: Int, bytes: [UInt8])]) {
+        state.withLock { s in
+            defer {
+                s.pending.removeAll()
+                s.checkpoints.removeAll()
+            }
+            return (s.collectiveSeq, s.pending, s.checkpoints)
+        }
+    }
+}
+
+/// Measures the time a rank spends in allreduce (the figure `nebula job show` reports per rank).
+final class TimedBackend: AllreduceBackend {
+    let inner: any AllreduceBackend
+    private(set) var seconds = 0.0
+    private let clock = ContinuousClock()
+
+    init(_ inner: any AllreduceBackend) { self.inner = inner }
+
+    var rank: Int { inner.rank }
+    var size: Int { inner.size }
+
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        let start = clock.now
+        defer {
+            let d = clock.now - start
+            seconds += Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        }
+        try inner.allreduceSum(buffer)
+    }
+
+    func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws { try inner.broadcast(buffer, root: root) }
+
+    /// Seconds since the last call.
+    func take() -> Double {
+        defer { seconds = 0 }
+        return seconds
+    }
+}
+
+/// The result of a rank's training.
+struct LoopOutcome: Sendable {
+    var metricsJSON: String
+    /// Rank 0: the final model as a checkpoint file.
+    var finalCheckpoint: [UInt8]?
+    var step: UInt64
+    var epoch: Int
+}
+
+/// Synchronous data-parallel training of one rank on its shard; runs on the MPI thread.
+struct TrainingLoop {
+    let plan: JobPlan
+    let schema: FeatureSchema
+    let shardPath: String
+    let resume: [UInt8]?
+    let telemetry: LoopTelemetry
+    let rank: Int
+    let size: Int
+    let log: @Sendable (String) -> Void
+
+    var hidden: [Int] { [256, 256] }
+
+    func run(_ mpi: any AllreduceBackend, _ comm: MPICommunicator) throws -> LoopOutcome {
+        let backend = TimedBackend(mpi)
+        let shard = try ColumnarDataset(path: shardPath)
+        let labelled = try schema.labelledRows(shard)
+        // the holdout: a seeded fraction of this shard's labelled rows (the same rule on every rank)
+        var rng = SeededGenerator(seed: plan.spec.seed ^ 0x486F_6C64 ^ UInt64(rank))
+        let shuffled = Shuffle.permutation(labelled.count, using: &rng).map { labelled[$0] }
+        let holdoutCount = Int((Double(labelled.count) * plan.spec.holdoutFraction).rounded())
+        let holdoutRows = Array(shuffled.prefix(holdoutCount)).sorted()
+        let trainRows = Array(shuffled.dropFirst(holdoutCount)).sorted()
+
+        let width = schema.width
+        let x = Tensor(shape: [trainRows.count, width], storage: try schema.features(shard, rows: trainRows))
+        let classification = schema.isClassification
+        let outputs = classification ? schema.classes.count : 1
+        let network = MLP(inputs: width, hidden: hidden, outputs: outputs, seed: plan.spec.seed).build()
+        let optimizer = Adam(network.parameters, learningRate: Float(plan.spec.learningRate))
+        var startEpoch = 0
+        var step: UInt64 = 0
+        if let resume {
+            let checkpoint = try Checkpoint(decoding: resume, source: "checkpoint \(plan.resumeCheckpointId)")
+            try checkpoint.load(into: network.parameters)
+            try optimizer.importState(OptimizerState(step: checkpoint.progress.optimizerStep, tensors: checkpoint.optimizerState))
+            startEpoch = checkpoint.progress.epoch
+            step = UInt64(checkpoint.progress.step)
+            log("resumed from checkpoint \(plan.resumeCheckpointId) (step \(step), epoch \(startEpoch), world size \(checkpoint.progress.worldSize) → \(size))")
+        }
+        let options = TrainingOptions(epochs: plan.spec.epochs, batchSize: plan.spec.batchSize, seed: plan.spec.seed)
+        let cap = max(1, plan.spec.bucketCapMB) << 20
+
+        if classification {
+            let y = try schema.classIndices(shard, rows: trainRows)
+            let trainer = try DataParallelTrainer(model: network, loss: CrossEntropyLoss(), optimizer: optimizer, backend: backend,
+                                                  options: options, bucketCapBytes: cap)
+            try loop(trainer, x, y, startEpoch: startEpoch, step: &step, comm: comm, network: network, optimizer: optimizer,
+                     backend: backend)
+        } else {
+            let y = Tensor(shape: [trainRows.count, 1], storage: try schema.regressionTargets(shard, rows: trainRows))
+            let trainer = try DataParallelTrainer(model: network, loss: MSELoss(), optimizer: optimizer, backend: backend,
+                                                  options: options, bucketCapBytes: cap)
+            try loop(trainer, x, y, startEpoch: startEpoch, step: &step, comm: comm, network: network, optimizer: optimizer,
+                     backend: backend)
+        }
+
+        let metrics = try evaluate(network, shard: shard, rows: holdoutRows, comm: comm)
+        let final = rank == 0 ? checkpointBytes(network, optimizer, step: step, epoch: plan.spec.epochs) : nil
+        return LoopOutcome(metricsJSON: metrics, finalCheckpoint: final, step: step, epoch: plan.spec.epochs)
+    }
+
+    private func loop<L: Loss>(_ trainer: DataParallelTrainer<L>, _ x: Tensor, _ y: L.Target, startEpoch: Int,
+                               step: inout UInt64, comm: MPICommunicator, network: Sequential, optimizer: Adam,
+                               backend: TimedBackend) throws
+        where L.Target: BatchGatherable
+    {
+        let n = x.rows
+        let batch = plan.spec.batchSize
+        var maxRows = [Double(n)]
+        try maxRows.withUnsafeMutableBufferPointer { try comm.allreduce($0, op: .max) }
+        let stepsPerEpoch = max(1, (Int(maxRows[0]) + batch - 1) / batch)
+        let every = plan.spec.checkpointEvery
+        var xb = Tensor.emptyBatch()
+        var yb = L.Target.emptyBatch()
+        let clock = ContinuousClock()
+        var samplesSeen = UInt64(0)
+        for epoch in startEpoch..<plan.spec.epochs {
+            var rng = SeededGenerator(seed: plan.spec.seed ^ UInt64(epoch) &* 0x9E37_79B9 ^ UInt64(rank) << 32)
+            let order = Shuffle.permutation(n, using: &rng)
+            var windowStart = clock.now
+            var windowSamples = 0
+            var lossSum = 0.0, lossSamples = 0
+            var windowSteps = 0
+            _ = backend.take()
+            for s in 0..<stepsPerEpoch {
+                let lo = min(n, s * batch), hi = min(n, lo + batch)
+                order[lo..<hi].withUnsafeBufferPointer { idx in
+                    x.gather(idx, into: &xb)
+                    y.gather(idx, into: &yb)
+                }
+                if hi == lo { xb = Tensor(zeros: [0, x.columns]) }
+                step += 1
+                telemetry.entered(step)
+                let global = try trainer.step(xb, yb)
+                samplesSeen += UInt64(hi - lo)
+                windowSamples += hi - lo
+                windowSteps += 1
+                if global.samples > 0 {
+                    lossSum += global.lossSum
+                    lossSamples += global.samples
+                }
+                let elapsed = clock.now - windowStart
+                let last = s == stepsPerEpoch - 1
+                if elapsed >= .milliseconds(500) || last {
+                    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+                    telemetry.record(StepMetrics(step: step, epoch: epoch + 1,
+                                                 loss: lossSamples > 0 ? lossSum / Double(lossSamples) : 0,
+                                                 samplesPerSecond: seconds > 0 ? Double(windowSamples) / seconds : 0,
+                                                 allreduceMs: backend.take() * 1000 / Double(max(1, windowSteps)),
+                                                 samples: samplesSeen, timeUnixMs: Int64(Date().timeIntervalSince1970 * 1000)))
+                    windowStart = clock.now
+                    windowSamples = 0
+                    windowSteps = 0
+                }
+                if rank == 0, (every > 0 && step % UInt64(every) == 0) || (every == 0 && last && epoch + 1 < plan.spec.epochs) {
+                    // at an epoch end the checkpoint resumes at the next epoch (Note [Resuming from a checkpoint])
+                    let resumeEpoch = last ? epoch + 1 : epoch
+                    telemetry.checkpoint(step: step, epoch: resumeEpoch,
+                                         bytes: checkpointBytes(network, optimizer, step: step, epoch: resumeEpoch))
+                }
+            }
+            log("epoch \(epoch + 1)/\(plan.spec.epochs): loss \(lossSamples > 0 ? lossSum / Double(lossSamples) : .nan)")
+        }
+    }
+
+    func checkpointBytes(_ network: Sequential, _ optimizer: Adam, step: UInt64, epoch: Int) -> [UInt8] {
+        let state = optimizer.exportState()
+        let description = Checkpoint.ModelDescription(
+            kind: "mlp", hyperparameters: ["hidden": hidden.map(String.init).joined(separator: ","),
+                                           "inputs": "\(schema.width)", "task": plan.task],
+            featureNames: schema.columns.map(\.name), classes: schema.classes)
+        let checkpoint = Checkpoint(model: description,
+                                    progress: .init(step: Int(step), epoch: epoch, dataPosition: 0, worldSize: size,
+                                                    optimizer: "adam", optimizerStep: state.step),
+                                    parameters: network.parameters, optimizerState: state.tensors,
+                                    payload: Array((try? JSONEncoder().encode(schema)) ?? Data()))
+        return checkpoint.encoded()
+    }
+
+    /// Holdout metrics over all ranks' holdout rows: sums are allreduced, so the figures are exact.
+    private func evaluate(_ network: Sequential, shard: ColumnarDataset, rows: [Int], comm: MPICommunicator) throws -> String {
+        let x = Tensor(shape: [rows.count, schema.width], storage: try schema.features(shard, rows: rows))
+        let output = rows.isEmpty ? Tensor(zeros: [0, 1]) : network.forward(x, training: false)
+        var metrics: [String: Double] = [:]
+        if schema.isClassification {
+            let k = schema.classes.count
+            let truth = try schema.classIndices(shard, rows: rows)
+            var confusion = [Double](repeating: 0, count: k * k)
+            for (i, t) in truth.enumerated() {
+                var best = 0
+                for c in 1..<k where output[i, c] > output[i, best] { best = c }
+                confusion[t * k + best] += 1
+            }
+            try confusion.withUnsafeMutableBufferPointer { try comm.allreduce($0, op: .sum) }
+            let total = confusion.reduce(0, +)
+            let correct = (0..<k).reduce(0.0) { $0 + confusion[$1 * k + $1] }
+            var f1s: [Double] = []
+            for c in 0..<k {
+                let tp = confusion[c * k + c]
+                let predicted = (0..<k).reduce(0.0) { $0 + confusion[$1 * k + c] }
+                let actual = (0..<k).reduce(0.0) { $0 + confusion[c * k + $1] }
+                let p = predicted > 0 ? tp / predicted : 0, r = actual > 0 ? tp / actual : 0
+                f1s.append(p + r > 0 ? 2 * p * r / (p + r) : 0)
+            }
+            metrics = ["accuracy": total > 0 ? correct / total : 0, "macro_f1": f1s.reduce(0, +) / Double(max(1, k)),
+                       "holdout_rows": total]
+        } else {
+            let truth = try schema.regressionTargets(shard, rows: rows)
+            var sums = [0.0, 0.0, 0.0, 0.0]  // n, Σ(y-ŷ)², Σy, Σy² in the original scale
+            for i in 0..<rows.count {
+                let y = Double(truth[i]) * schema.targetStd + schema.targetMean
+                let p = Double(output[i, 0]) * schema.targetStd + schema.targetMean
+                sums[0] += 1
+                sums[1] += (y - p) * (y - p)
+                sums[2] += y
+                sums[3] += y * y
+            }
+            try sums.withUnsafeMutableBufferPointer { try comm.allreduce($0, op: .sum) }
+            let n = max(1, sums[0])
+            let ssTotal = sums[3] - sums[2] * sums[2] / n
+            metrics = ["rmse": (sums[1] / n).squareRoot(), "r2": ssTotal > 0 ? 1 - sums[1] / ssTotal : 0, "holdout_rows": sums[0]]
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(metrics), as: UTF8.self)
+    }
+}
