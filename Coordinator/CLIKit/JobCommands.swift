@@ -42,6 +42,9 @@ struct Submit: AsyncParsableCommand {
         if nodes != nil && (minNodes != nil || maxNodes != nil) {
             throw ValidationError("use either --nodes or --min-nodes/--max-nodes")
         }
+        for (flag, value) in [("--nodes", nodes), ("--min-nodes", minNodes), ("--max-nodes", maxNodes)] {
+            if let value, value < 1 { throw ValidationError("\(flag) must be at least 1, got \(value)") }
+        }
     }
 
     func run() async throws {

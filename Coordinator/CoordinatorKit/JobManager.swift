@@ -56,6 +56,13 @@ public actor JobManager {
 
     private var now: Int64 { nowUnixMs() }
 
+    /// The stored info, with what only the scheduler knows live (why a pending job waits).
+    private func live(_ record: JobRecord) -> JobInfo {
+        var info = (jobs[record.id] ?? record).info
+        if info.state == "pending", let view = scheduler.job(record.id), !view.reason.isEmpty { info.reason = view.reason }
+        return info
+    }
+
     /// Known nodes first, then the unfinished jobs (Note [Attempt numbers after a coordinator restart]).
     func recover() async throws {
         for row in await registry.rows() { await nodeChanged(row) }
@@ -140,13 +147,13 @@ public actor JobManager {
 
     func list(_ request: JobListRequest) async throws -> JobList {
         let stored = try await store.list(limit: request.limit > 0 ? min(request.limit, 1000) : 100, all: request.all)
-        return JobList(jobs: stored.map { jobs[$0.id]?.info ?? $0.info })
+        return JobList(jobs: stored.map { live($0) })
     }
 
     func detail(_ id: String) async throws -> JobDetail {
         guard let record = try await store.get(id) else { throw notFound(id) }
         let live = jobs[id] ?? record
-        var info = live.info
+        var info = self.live(record)
         info.samplesPerSecond = record.samplesPerSecond
         info.step = record.step
         info.loss = record.loss
@@ -198,8 +205,15 @@ public actor JobManager {
             guard let stored = try await store.get(id) else { throw notFound(id) }
             throw RPCStatus(.failedPrecondition, "job \(id) is already \(stored.state)")
         }
-        apply(scheduler.cancel(jobId: id, reason: reason.isEmpty ? "cancelled by the admin" : "cancelled: \(reason)", now: now))
-        return (jobs[id] ?? job).info
+        let directives = scheduler.cancel(jobId: id, reason: reason.isEmpty ? "cancelled by the admin" : "cancelled: \(reason)",
+                                          now: now)
+        apply(directives)
+        var info = job.info
+        for case .transition(_, _, let to, let why) in directives {
+            info.state = to.rawValue
+            info.reason = why
+        }
+        return info
     }
 
     // MARK: Nodes

@@ -186,9 +186,14 @@ public struct Scheduler: Sendable {
                                          now: Int64) -> [SchedulerDirective] {
         guard let r = records[jobId], r.state == .running, r.attempt == attempt else { return [] }
         var out: [SchedulerDirective] = []
-        move(jobId, to: .completing, reason: "attempt \(attempt) finished", into: &out)
         let why = reason.isEmpty ? (success ? "finished" : "attempt \(attempt) failed") : reason
-        move(jobId, to: success ? .completed : .failed, reason: why, into: &out)
+        if success {
+            move(jobId, to: .completing, reason: "attempt \(attempt) finished", into: &out)
+            move(jobId, to: .completed, reason: why, into: &out)
+        } else {
+            // an attempt that ended badly without a restart (a hang): straight to failed
+            move(jobId, to: .failed, reason: why, into: &out)
+        }
         out += schedule(now: now)
         return out
     }

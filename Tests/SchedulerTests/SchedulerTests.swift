@@ -366,7 +366,7 @@ struct EndingTests {
         var s = scheduler([node("n1")])
         _ = s.submit(job("j", seq: 1, maxRestarts: 3), now: 0)
         let d = s.attemptFinished(jobId: "j", attempt: 1, success: false, reason: "target column missing", now: 5)
-        #expect(d.transitions.map(\.to) == [.completing, .failed])
+        #expect(d.transitions.map(\.to) == [.failed])  // straight from running: nothing completed
         #expect(s.job("j")?.reason == "target column missing")
         #expect(s.job("j")?.restarts == 0)
     }
