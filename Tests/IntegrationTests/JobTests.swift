@@ -135,6 +135,32 @@ struct JobTests {
         }
     }
 
+    @Test func aLostNodeRestartsTheJobOnTheRemainingNodeAtASmallerWorldSize() async throws {
+        try await withCluster { cluster, dataset in
+            let id = try submit(cluster, ["--dataset", dataset, "--target", "label", "--min-nodes", "1", "--max-nodes", "2",
+                                          "--epochs", "12"])
+            _ = try await runningRank(cluster, id, rank: 1, afterStep: 30, checkpoint: true)
+            let placed = try show(cluster, id)["nodes"] as? [String] ?? []
+            #expect(placed.count == 2)
+            // the agent of the node that did not launch mpirun dies: the node goes DOWN
+            let lost = try #require(placed.last)
+            cluster.agents[lost]?.killHard()
+            let job = try await waitForState(cluster, id, ["completed", "failed"])
+            #expect(job["state"] as? String == "completed", "\(job)")
+            #expect(job["nodes"] as? [String] == [placed[0]], "restarted on the remaining node only")
+            let events = job["events"] as? [[String: Any]] ?? []
+            let states = events.compactMap { $0["to"] as? String }
+            #expect(states.contains("node_fail"), "\(states)")
+            #expect(states.suffix(2) == ["completing", "completed"])
+            let failure = try #require(events.first { $0["to"] as? String == "node_fail" })
+            #expect((failure["reason"] as? String ?? "").contains(lost))
+            let checkpoints = job["checkpoints"] as? [[String: Any]] ?? []
+            #expect(checkpoints.contains { $0["world_size"] as? Int == 1 }, "the second attempt ran with one rank")
+            let accuracy = (job["metrics"] as? [String: Any])?["accuracy"] as? Double ?? 0
+            #expect(accuracy >= 0.93, "holdout accuracy \(accuracy)")
+        }
+    }
+
     @Test func aStalledRankAbortsTheJobAndIsNamed() async throws {
         try await withCluster { cluster, dataset in
             let id = try submit(cluster, ["--dataset", dataset, "--target", "label", "--nodes", "2", "--epochs", "200",
