@@ -86,15 +86,20 @@ struct DatasetStore: Sendable {
         var path: String
     }
 
+    private static func entry(_ r: PGRow) throws -> ShardEntry {
+        ShardEntry(index: try r.int("index"), rows: UInt64(try r.int64("rows")), bytes: UInt64(try r.int64("bytes")),
+                   sha256: try r.string("sha256"))
+    }
+
+    private static func storedShard(_ r: PGRow) throws -> StoredShard {
+        StoredShard(entry: try entry(r), path: try r.string("path"))
+    }
+
     func shards(of id: String, count: Int, seed: UInt64, stratifyBy: String) async throws -> [StoredShard] {
         try await client.query("""
             SELECT index, rows, bytes, sha256, path FROM dataset_shards
             WHERE dataset_id = $1 AND shard_count = $2 AND seed = $3 AND stratify_by = $4 ORDER BY index
-            """, [text(id), PGValue(count), .int(Int64(bitPattern: seed)), text(stratifyBy)]).map { r in
-            StoredShard(entry: ShardEntry(index: try r.int("index"), rows: UInt64(try r.int64("rows")),
-                                          bytes: UInt64(try r.int64("bytes")), sha256: try r.string("sha256")),
-                        path: try r.string("path"))
-        }
+            """, [text(id), PGValue(count), .int(Int64(bitPattern: seed)), text(stratifyBy)]).map(Self.storedShard)
     }
 
     func insertShards(of id: String, count: Int, seed: UInt64, stratifyBy: String, _ shards: [StoredShard]) async throws {
@@ -119,11 +124,7 @@ struct DatasetStore: Sendable {
     func shard(of id: String, sha256: String) async throws -> StoredShard? {
         try await client.query("""
             SELECT index, rows, bytes, sha256, path FROM dataset_shards WHERE dataset_id = $1 AND sha256 = $2 LIMIT 1
-            """, [text(id), text(sha256)]).map { r in
-            StoredShard(entry: ShardEntry(index: try r.int("index"), rows: UInt64(try r.int64("rows")),
-                                          bytes: UInt64(try r.int64("bytes")), sha256: try r.string("sha256")),
-                        path: try r.string("path"))
-        }.first
+            """, [text(id), text(sha256)]).map(Self.storedShard).first
     }
 
     /// Every shard set of a dataset, by world size.
@@ -137,8 +138,7 @@ struct DatasetStore: Sendable {
             let count = try r.int("shard_count")
             let seed = UInt64(bitPattern: try r.int64("seed"))
             let strat = try r.string("stratify_by")
-            let entry = ShardEntry(index: try r.int("index"), rows: UInt64(try r.int64("rows")),
-                                   bytes: UInt64(try r.int64("bytes")), sha256: try r.string("sha256"))
+            let entry = try Self.entry(r)
             if let last = sets.last, last.count == count, last.seed == seed, last.stratifyBy == strat {
                 sets[sets.count - 1].shards.append(entry)
             } else {

@@ -1,4 +1,5 @@
 import Foundation
+import NebulaEngine
 
 // Note [Shard assignment]
 // ~~~~~~~~~~~~~~~~~~~~~~~
@@ -93,38 +94,15 @@ public enum ShardPlanner {
     }
 }
 
-/// xoshiro256** (Blackman and Vigna 2018) seeded with SplitMix64: the fixed generator of
-/// Note [Shard assignment]. Not `RandomNumberGenerator`, so no standard-library algorithm can use
-/// it in a way that might change between releases.
+/// The fixed generator of Note [Shard assignment]: the engine's `SeededGenerator` (xoshiro256**
+/// seeded with SplitMix64), drawn only through `next()`, with its own bounded draw and shuffle, so no
+/// standard-library algorithm whose use of the generator might change between releases is involved.
 struct ShardShuffleGenerator {
-    private var s: (UInt64, UInt64, UInt64, UInt64)
+    private var base: SeededGenerator
 
-    init(seed: UInt64) {
-        var x = seed
-        func splitMix() -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        s = (splitMix(), splitMix(), splitMix(), splitMix())
-    }
+    init(seed: UInt64) { base = SeededGenerator(seed: seed) }
 
-    @inline(__always)
-    private static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
-
-    mutating func next() -> UInt64 {
-        let result = Self.rotl(s.1 &* 5, 7) &* 9
-        let t = s.1 << 17
-        s.2 ^= s.0
-        s.3 ^= s.1
-        s.1 ^= s.2
-        s.0 ^= s.3
-        s.2 ^= t
-        s.3 = Self.rotl(s.3, 45)
-        return result
-    }
+    mutating func next() -> UInt64 { base.next() }
 
     /// Uniform in 0..<bound (bound ≥ 1), Lemire's method with rejection.
     mutating func next(below bound: UInt64) -> UInt64 {

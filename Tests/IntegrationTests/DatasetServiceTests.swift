@@ -16,21 +16,7 @@ struct DatasetServiceTests {
 
     /// A cluster with its own database; `body` runs with the coordinator up.
     func withCluster(_ extraFlags: [String] = [], _ body: (TestCluster) async throws -> Void) async throws {
-        let db = try await TestDatabase.create()
-        let cluster = try TestCluster(databaseURL: db.url)
-        cluster.extraCoordinatorFlags = extraFlags
-        do {
-            try cluster.startCoordinator()
-            try await cluster.waitForCoordinator()
-            try await body(cluster)
-        } catch {
-            Issue.record("cluster logs:\n\(cluster.logs())")
-            await cluster.shutdown()
-            await db.drop()
-            throw error
-        }
-        await cluster.shutdown()
-        await db.drop()
+        try await withTestCluster(coordinatorFlags: extraFlags, body)
     }
 
     func json(_ r: CLIResult) throws -> [String: Any] {

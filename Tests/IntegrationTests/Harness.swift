@@ -293,3 +293,28 @@ func runScript(_ path: String, _ arguments: [String]) throws -> String {
     guard r.status == 0 else { throw HarnessError("\(path) \(arguments.joined(separator: " ")) failed: \(r.stderr)") }
     return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 }
+
+/// Runs `body` with a coordinator (and `agents`) up on a database of its own; prints the processes'
+/// logs when it throws, and removes everything afterwards.
+func withTestCluster(coordinatorFlags: [String] = [], agents: [String] = [],
+                     _ body: (TestCluster) async throws -> Void) async throws {
+    let db = try await TestDatabase.create()
+    let cluster = try TestCluster(databaseURL: db.url)
+    cluster.extraCoordinatorFlags = coordinatorFlags
+    do {
+        try cluster.startCoordinator()
+        try await eventually("the coordinator answers", timeout: .seconds(60), context: { cluster.logs() }) {
+            try cluster.cli(["health", "--json"]).status == 0
+        }
+        for name in agents { try cluster.startAgent(name) }
+        for name in agents { try await cluster.waitForState(name, "up") }
+        try await body(cluster)
+    } catch {
+        Issue.record("cluster logs:\n\(cluster.logs())")
+        await cluster.shutdown()
+        await db.drop()
+        throw error
+    }
+    await cluster.shutdown()
+    await db.drop()
+}

@@ -7,27 +7,13 @@ import Testing
 struct JobTests {
     static let digits = IntegrationEnvironment.root.appendingPathComponent("Tests/Data/sklearn_digits_8x8.csv").path
 
+    /// Two agents and the digits dataset uploaded.
     func withCluster(_ body: (TestCluster, String) async throws -> Void) async throws {
-        let db = try await TestDatabase.create()
-        let cluster = try TestCluster(databaseURL: db.url)
-        do {
-            try cluster.startCoordinator()
-            try await cluster.waitForCoordinator()
-            try cluster.startAgent("node-a")
-            try cluster.startAgent("node-b")
-            try await cluster.waitForState("node-a", "up")
-            try await cluster.waitForState("node-b", "up")
+        try await withTestCluster(agents: ["node-a", "node-b"]) { cluster in
             let upload = try cluster.cli(["dataset", "upload", Self.digits, "-q"])
             guard upload.status == 0 else { throw HarnessError("upload failed: \(upload.stderr)") }
             try await body(cluster, upload.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
-        } catch {
-            Issue.record("cluster logs:\n\(cluster.logs())")
-            await cluster.shutdown()
-            await db.drop()
-            throw error
         }
-        await cluster.shutdown()
-        await db.drop()
     }
 
     func show(_ cluster: TestCluster, _ id: String) throws -> [String: Any] {
