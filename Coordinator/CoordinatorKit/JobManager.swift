@@ -391,10 +391,11 @@ public actor JobManager {
     private func apply(_ directives: [SchedulerDirective], quietSubmit: Bool = false) {
         for directive in directives {
             switch directive {
-            case .transition(let id, let from, let to, let reason):
+            case .transition(let id, let from, let to, let schedulerReason):
                 guard var job = jobs[id] else { continue }
                 if from == nil && quietSubmit { continue }  // the submission row and event are written already
                 let offset = attemptOffset[id] ?? 0
+                let reason = Self.shiftAttempts(schedulerReason, by: offset)
                 let view = scheduler.job(id)
                 job.state = to.rawValue
                 job.reason = reason
@@ -441,6 +442,24 @@ public actor JobManager {
         }
     }
 
+    /// "attempt 2" in the scheduler's words is "attempt 2 + offset" here
+    /// (Note [Attempt numbers after a coordinator restart]).
+    static func shiftAttempts(_ text: String, by offset: Int) -> String {
+        guard offset > 0 else { return text }
+        var out = ""
+        var rest = Substring(text)
+        while let range = rest.range(of: "attempt ") {
+            out += rest[..<range.upperBound]
+            rest = rest[range.upperBound...]
+            let digits = rest.prefix { $0.isNumber }
+            if let n = Int(digits) {
+                out += String(n + offset)
+                rest = rest.dropFirst(digits.count)
+            }
+        }
+        return out + rest
+    }
+
     private func launch(_ job: JobRecord) async {
         let rows = Dictionary(uniqueKeysWithValues: await registry.rows().map { ($0.nodeId, $0) })
         let hosts = job.nodes.map { id -> String in
@@ -449,7 +468,19 @@ public actor JobManager {
         }
         let command = LaunchCommand(jobId: job.id, attempt: job.attempt, worldSize: job.nodes.count, hosts: hosts,
                                     nodeIds: job.nodes)
-        guard let first = job.nodes.first, await registry.sendCommand(.launch(command), to: first) else {
+        // After a coordinator restart the agents reconnect their command streams within seconds: wait for it.
+        var delivered = false
+        if let first = job.nodes.first {
+            for _ in 0..<60 {
+                if await registry.sendCommand(.launch(command), to: first) {
+                    delivered = true
+                    break
+                }
+                try? await Task.sleep(for: .milliseconds(500))
+                guard jobs[job.id]?.attempt == job.attempt, jobs[job.id]?.state == "running" else { return }
+            }
+        }
+        guard delivered else {
             logger.error("could not reach the first node of a job", metadata: ["job.id": "\(job.id)"])
             apply(scheduler.attemptFailed(jobId: job.id, attempt: job.attempt - (attemptOffset[job.id] ?? 0),
                                           reason: "node \(job.nodes.first ?? "?") has no command stream", failedNode: job.nodes.first,

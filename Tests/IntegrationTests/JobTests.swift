@@ -147,6 +147,21 @@ struct JobTests {
         }
     }
 
+    @Test func aJobSurvivesACoordinatorCrash() async throws {
+        try await withCluster { cluster, dataset in
+            let id = try submit(cluster, ["--dataset", dataset, "--target", "label", "--nodes", "2", "--epochs", "15"])
+            _ = try await runningRank(cluster, id, rank: 0, afterStep: 20)
+            cluster.coordinator?.killHard()
+            try cluster.startCoordinator()
+            let job = try await waitForState(cluster, id, ["completed", "failed"])
+            #expect(job["state"] as? String == "completed", "\(job)")
+            #expect(job["attempt"] as? Int == 2)
+            let events = job["events"] as? [[String: Any]] ?? []
+            #expect(events.contains { ($0["reason"] as? String ?? "").contains("the coordinator restarted") }, "\(events)")
+            #expect(events.contains { ($0["reason"] as? String ?? "") == "placed on node-a, node-b (attempt 2)" }, "\(events)")
+        }
+    }
+
     @Test func aStalledRankAbortsTheJobAndIsNamed() async throws {
         try await withCluster { cluster, dataset in
             let id = try submit(cluster, ["--dataset", dataset, "--target", "label", "--nodes", "2", "--epochs", "200",
