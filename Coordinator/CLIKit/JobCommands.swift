@@ -17,7 +17,8 @@ struct Submit: AsyncParsableCommand {
             """)
     @Option(help: "Dataset id (see `nebula dataset list`).") var dataset: String
     @Option(help: "Target column.") var target: String
-    @Option(help: "Model: mlp (cluster jobs train MLPs so far).") var model = "mlp"
+    @Option(help: "Model: mlp or gbdt (histogram GBDT; --epochs is then the number of boosting iterations).")
+    var model = "mlp"
     @Option(help: "Nodes (sets --min-nodes and --max-nodes).") var nodes: Int?
     @Option(help: "At least this many nodes.") var minNodes: Int?
     @Option(help: "At most this many nodes.") var maxNodes: Int?
@@ -26,7 +27,7 @@ struct Submit: AsyncParsableCommand {
     @Option(help: "Higher runs first.") var priority = 0
     @Option(help: "Epochs.") var epochs = 20
     @Option(help: "Batch size per rank.") var batchSize = 64
-    @Option(help: "Learning rate (Adam).") var lr = 1e-3
+    @Option(help: "Learning rate (default: 0.001 for mlp with Adam, 0.1 for gbdt).") var lr: Double?
     @Option(help: "Seed (shuffles, initialisation, shards).") var seed: UInt64 = 0
     @Option(help: "Restarts allowed after failures.") var maxRestarts = 3
     @Option(help: "Checkpoint every N steps (0: at every epoch end).") var checkpointEvery = 0
@@ -57,7 +58,7 @@ struct Submit: AsyncParsableCommand {
         let minimum = nodes ?? minNodes ?? 1
         let spec = JobSpec(name: name ?? "", datasetId: dataset, target: target, model: model, minNodes: minimum,
                            maxNodes: nodes ?? maxNodes ?? minimum, gpusPerNode: gpusPerNode, labels: labelMap, priority: priority,
-                           epochs: epochs, batchSize: batchSize, learningRate: lr, seed: seed, maxRestarts: maxRestarts,
+                           epochs: epochs, batchSize: batchSize, learningRate: lr ?? 0, seed: seed, maxRestarts: maxRestarts,
                            checkpointEvery: checkpointEvery, holdoutFraction: holdout ?? 0, task: task ?? "",
                            bucketCapMB: bucketCapMb, stallTimeoutSeconds: stallTimeout)
         try await withCoordinator(connection) { channel, _ in

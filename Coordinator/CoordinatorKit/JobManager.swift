@@ -11,7 +11,7 @@ public struct JobConfiguration: Sendable {
     /// How long a failed node gets no new work.
     public var nodeCoolDown: Duration = .seconds(60)
     /// Models the distributed trainer runs today.
-    public static let distributedModels: Set<String> = ["mlp"]
+    public static let distributedModels: Set<String> = ["mlp", "gbdt"]
     public init() {}
 }
 
@@ -100,6 +100,7 @@ public actor JobManager {
         if spec.maxNodes == 0 { spec.maxNodes = spec.minNodes }
         if spec.holdoutFraction == 0 { spec.holdoutFraction = holdoutFraction(rows: prepared.rows) }
         if spec.user.isEmpty { spec.user = "admin" }
+        if spec.learningRate == 0 { spec.learningRate = spec.model == "gbdt" ? 0.1 : 1e-3 }
         let id = "job-" + String(UInt64.random(in: 0...0xFF_FFFF_FFFF), radix: 16).leftPadded(to: 10)
         let record = try await store.insert(id: id, spec: spec, plan: prepared.plan)
         jobs[id] = record
@@ -115,7 +116,7 @@ public actor JobManager {
         guard JobConfiguration.distributedModels.contains(spec.model) else {
             let known = ["mlp", "linear", "logistic", "gbdt", "cnn", "text"]
             throw bad("--model", known.contains(spec.model)
-                ? "'\(spec.model)' runs with `nebula train` on one machine; cluster jobs train mlp models so far"
+                ? "'\(spec.model)' runs with `nebula train` on one machine; cluster jobs train mlp and gbdt models so far"
                 : "unknown model '\(spec.model)': use one of \(known.joined(separator: ", "))")
         }
         guard spec.minNodes >= 1 else { throw bad("--nodes/--min-nodes", "must be at least 1") }
@@ -125,8 +126,8 @@ public actor JobManager {
         guard spec.maxNodes <= 256 else { throw bad("--max-nodes", "at most 256") }
         guard spec.epochs >= 1, spec.epochs <= 100_000 else { throw bad("--epochs", "must be between 1 and 100000") }
         guard spec.batchSize >= 1, spec.batchSize <= 1 << 20 else { throw bad("--batch-size", "must be between 1 and 1048576") }
-        guard spec.learningRate > 0, spec.learningRate.isFinite, spec.learningRate < 10 else {
-            throw bad("--lr", "must be a positive number below 10")
+        guard spec.learningRate >= 0, spec.learningRate.isFinite, spec.learningRate < 10 else {
+            throw bad("--lr", "must be a positive number below 10 (or 0 for the model's default)")
         }
         guard spec.holdoutFraction >= 0, spec.holdoutFraction < 0.9 else { throw bad("--holdout", "must be in [0, 0.9)") }
         guard spec.maxRestarts >= 0, spec.maxRestarts <= 100 else { throw bad("--max-restarts", "must be between 0 and 100") }
@@ -336,6 +337,9 @@ public actor JobManager {
         guard let job = try await store.get(jobId) else { throw notFound(jobId) }
         let checkpointId = id.isEmpty ? job.modelCheckpoint : id
         guard !checkpointId.isEmpty else {
+            if job.state == "completed" && job.spec.model == "gbdt" {
+                throw RPCStatus(.failedPrecondition, "job \(jobId) trained a gbdt model, which cannot be saved yet (its holdout metrics are in `nebula job show`)")
+            }
             throw RPCStatus(.failedPrecondition, "job \(jobId) has no final model yet (it is \(job.state))")
         }
         guard let record = try await store.checkpoint(jobId, checkpointId) else {

@@ -99,6 +99,8 @@ struct TrainingLoop {
     let telemetry: LoopTelemetry
     let rank: Int
     let size: Int
+    /// For the GBDT collective; the loop runs on its MPI thread, so calls through it are direct.
+    let runtime: MPIRuntime
     let log: @Sendable (String) -> Void
 
     var hidden: [Int] { [256, 256] }
@@ -117,6 +119,9 @@ struct TrainingLoop {
         let width = schema.width
         let x = Tensor(shape: [trainRows.count, width], storage: try schema.features(shard, rows: trainRows))
         let classification = schema.isClassification
+        if plan.spec.model == "gbdt" {
+            return try runGBDT(x, shard: shard, trainRows: trainRows, holdoutRows: holdoutRows, comm: comm)
+        }
         let outputs = classification ? schema.classes.count : 1
         let network = MLP(inputs: width, hidden: hidden, outputs: outputs, seed: plan.spec.seed).build()
         let optimizer = Adam(network.parameters, learningRate: Float(plan.spec.learningRate))
@@ -216,6 +221,57 @@ struct TrainingLoop {
         }
     }
 
+    // Note [Distributed GBDT jobs]
+    // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    // Histogram GBDT trains data-parallel by summing per-rank gradient histograms (and taking maxima)
+    // through `MPIGBDTCollective` instead of averaging parameter gradients; with the same bin edges on
+    // every rank the model equals the single-process one (the engine's Note [Exact histogram sums]).
+    // Rank 0 fits the edges on its shard and broadcasts them (Note [Distributed bin edges]). --epochs
+    // is the number of boosting iterations. The engine cannot serialise GBDT models yet, so a GBDT job
+    // reports its holdout metrics but leaves no model file, and its progress is one report at the end.
+    private func runGBDT(_ x: Tensor, shard: ColumnarDataset, trainRows: [Int], holdoutRows: [Int],
+                         comm: MPICommunicator) throws -> LoopOutcome {
+        var parameters = GBDTParameters()
+        parameters.maxIterations = plan.spec.epochs
+        parameters.learningRate = plan.spec.learningRate
+        parameters.seed = plan.spec.seed
+        // the bin edges: rank 0's, broadcast (length first)
+        var edges = rank == 0 ? GBDTBinMapper.fit(x, seed: plan.spec.seed).encoded : []
+        var count = [Double(edges.count)]
+        try count.withUnsafeMutableBufferPointer { try comm.broadcast($0, root: 0) }
+        if rank != 0 { edges = [Double](repeating: 0, count: Int(count[0])) }
+        try edges.withUnsafeMutableBufferPointer { try comm.broadcast($0, root: 0) }
+        let mapper = GBDTBinMapper(encoded: edges)
+        let collective = CountingCollective(inner: MPIGBDTCollective(runtime), telemetry: telemetry)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let model: GBDTModel
+        if schema.isClassification {
+            model = GBDTModel.fitClassifier(x: x, labels: try schema.classIndices(shard, rows: trainRows),
+                                            classes: schema.classes.count, parameters: parameters, binMapper: mapper,
+                                            collective: collective)
+        } else {
+            let targets = try schema.regressionTargets(shard, rows: trainRows).map { Double($0) * schema.targetStd + schema.targetMean }
+            model = GBDTModel.fitRegressor(x: x, targets: targets, parameters: parameters, binMapper: mapper, collective: collective)
+        }
+        let elapsed = clock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        telemetry.record(StepMetrics(step: UInt64(model.trees.count), epoch: plan.spec.epochs, loss: 0,
+                                     samplesPerSecond: seconds > 0 ? Double(trainRows.count * plan.spec.epochs) / seconds : 0,
+                                     allreduceMs: 0, samples: UInt64(trainRows.count),
+                                     timeUnixMs: Int64(Date().timeIntervalSince1970 * 1000)))
+        log("gbdt: \(model.trees.count) iterations on \(trainRows.count) rows in \(String(format: "%.2f", seconds)) s")
+        let xh = Tensor(shape: [holdoutRows.count, schema.width], storage: try schema.features(shard, rows: holdoutRows))
+        let metrics: String
+        if schema.isClassification {
+            metrics = try classificationMetrics(holdoutRows.isEmpty ? [] : model.predictClasses(xh), shard: shard, rows: holdoutRows,
+                                                comm: comm)
+        } else {
+            metrics = try regressionMetrics(holdoutRows.isEmpty ? [] : model.predict(xh), shard: shard, rows: holdoutRows, comm: comm)
+        }
+        return LoopOutcome(metricsJSON: metrics, finalCheckpoint: nil, step: UInt64(model.trees.count), epoch: plan.spec.epochs)
+    }
+
     func checkpointBytes(_ network: Sequential, _ optimizer: Adam, step: UInt64, epoch: Int) -> [UInt8] {
         let state = optimizer.exportState()
         let description = Checkpoint.ModelDescription(
@@ -234,47 +290,87 @@ struct TrainingLoop {
     private func evaluate(_ network: Sequential, shard: ColumnarDataset, rows: [Int], comm: MPICommunicator) throws -> String {
         let x = Tensor(shape: [rows.count, schema.width], storage: try schema.features(shard, rows: rows))
         let output = rows.isEmpty ? Tensor(zeros: [0, 1]) : network.forward(x, training: false)
-        var metrics: [String: Double] = [:]
         if schema.isClassification {
             let k = schema.classes.count
-            let truth = try schema.classIndices(shard, rows: rows)
-            var confusion = [Double](repeating: 0, count: k * k)
-            for (i, t) in truth.enumerated() {
-                var best = 0
-                for c in 1..<k where output[i, c] > output[i, best] { best = c }
-                confusion[t * k + best] += 1
-            }
-            try confusion.withUnsafeMutableBufferPointer { try comm.allreduce($0, op: .sum) }
-            let total = confusion.reduce(0, +)
-            let correct = (0..<k).reduce(0.0) { $0 + confusion[$1 * k + $1] }
-            var f1s: [Double] = []
-            for c in 0..<k {
-                let tp = confusion[c * k + c]
-                let predicted = (0..<k).reduce(0.0) { $0 + confusion[$1 * k + c] }
-                let actual = (0..<k).reduce(0.0) { $0 + confusion[c * k + $1] }
-                let p = predicted > 0 ? tp / predicted : 0, r = actual > 0 ? tp / actual : 0
-                f1s.append(p + r > 0 ? 2 * p * r / (p + r) : 0)
-            }
-            metrics = ["accuracy": total > 0 ? correct / total : 0, "macro_f1": f1s.reduce(0, +) / Double(max(1, k)),
-                       "holdout_rows": total]
-        } else {
-            let truth = try schema.regressionTargets(shard, rows: rows)
-            var sums = [0.0, 0.0, 0.0, 0.0]  // n, Σ(y-ŷ)², Σy, Σy² in the original scale
-            for i in 0..<rows.count {
-                let y = Double(truth[i]) * schema.targetStd + schema.targetMean
-                let p = Double(output[i, 0]) * schema.targetStd + schema.targetMean
-                sums[0] += 1
-                sums[1] += (y - p) * (y - p)
-                sums[2] += y
-                sums[3] += y * y
-            }
-            try sums.withUnsafeMutableBufferPointer { try comm.allreduce($0, op: .sum) }
-            let n = max(1, sums[0])
-            let ssTotal = sums[3] - sums[2] * sums[2] / n
-            metrics = ["rmse": (sums[1] / n).squareRoot(), "r2": ssTotal > 0 ? 1 - sums[1] / ssTotal : 0, "holdout_rows": sums[0]]
+            let predicted = (0..<rows.count).map { i in (0..<k).max { output[i, $0] < output[i, $1] } ?? 0 }
+            return try classificationMetrics(predicted, shard: shard, rows: rows, comm: comm)
         }
+        let predicted = (0..<rows.count).map { Double(output[$0, 0]) * schema.targetStd + schema.targetMean }
+        return try regressionMetrics(predicted, shard: shard, rows: rows, comm: comm)
+    }
+
+    /// Accuracy and macro F1 from a confusion matrix summed over all ranks.
+    private func classificationMetrics(_ predicted: [Int], shard: ColumnarDataset, rows: [Int], comm: MPICommunicator) throws
+        -> String
+    {
+        let k = schema.classes.count
+        let truth = try schema.classIndices(shard, rows: rows)
+        var confusion = [Double](repeating: 0, count: k * k)
+        for (t, p) in zip(truth, predicted) { confusion[t * k + p] += 1 }
+        try confusion.withUnsafeMutableBufferPointer { try comm.allreduce($0, op: .sum) }
+        let total = confusion.reduce(0, +)
+        let correct = (0..<k).reduce(0.0) { $0 + confusion[$1 * k + $1] }
+        var f1s: [Double] = []
+        for c in 0..<k {
+            let tp = confusion[c * k + c]
+            let predictedCount = (0..<k).reduce(0.0) { $0 + confusion[$1 * k + c] }
+            let actual = (0..<k).reduce(0.0) { $0 + confusion[c * k + $1] }
+            let p = predictedCount > 0 ? tp / predictedCount : 0, r = actual > 0 ? tp / actual : 0
+            f1s.append(p + r > 0 ? 2 * p * r / (p + r) : 0)
+        }
+        return try encode(["accuracy": total > 0 ? correct / total : 0, "macro_f1": f1s.reduce(0, +) / Double(max(1, k)),
+                           "holdout_rows": total])
+    }
+
+    /// RMSE and R² (original scale) from sums over all ranks.
+    private func regressionMetrics(_ predicted: [Double], shard: ColumnarDataset, rows: [Int], comm: MPICommunicator) throws
+        -> String
+    {
+        let truth = try schema.regressionTargets(shard, rows: rows)
+        var sums = [0.0, 0.0, 0.0, 0.0]  // n, Σ(y-ŷ)², Σy, Σy²
+        for (t, p) in zip(truth, predicted) {
+            let y = Double(t) * schema.targetStd + schema.targetMean
+            sums[0] += 1
+            sums[1] += (y - p) * (y - p)
+            sums[2] += y
+            sums[3] += y * y
+        }
+        try sums.withUnsafeMutableBufferPointer { try comm.allreduce($0, op: .sum) }
+        let n = max(1, sums[0])
+        let ssTotal = sums[3] - sums[2] * sums[2] / n
+        return try encode(["rmse": (sums[1] / n).squareRoot(), "r2": ssTotal > 0 ? 1 - sums[1] / ssTotal : 0, "holdout_rows": sums[0]])
+    }
+
+    private func encode(_ metrics: [String: Double]) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         return String(decoding: try encoder.encode(metrics), as: UTF8.self)
+    }
+}
+
+/// Counts the GBDT's collective operations for the hang watchdog (Note [Distributed GBDT jobs]).
+struct CountingCollective<Inner: GBDTCollective>: GBDTCollective {
+    let inner: Inner
+    let telemetry: LoopTelemetry
+    private let counter = Counter()
+
+    init(inner: Inner, telemetry: LoopTelemetry) {
+        self.inner = inner
+        self.telemetry = telemetry
+    }
+
+    func sum(_ buffer: UnsafeMutableBufferPointer<Double>) {
+        telemetry.entered(counter.next())
+        inner.sum(buffer)
+    }
+
+    func max(_ buffer: UnsafeMutableBufferPointer<Double>) {
+        telemetry.entered(counter.next())
+        inner.max(buffer)
+    }
+
+    final class Counter: Sendable {
+        private let value = Mutex<UInt64>(0)
+        func next() -> UInt64 { value.withLock { $0 += 1; return $0 } }
     }
 }

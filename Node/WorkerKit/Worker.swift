@@ -81,7 +81,7 @@ public enum Worker {
             await report(channel, configuration, rank: rank, telemetry: telemetry, logger: logger)
         }
         let loop = TrainingLoop(plan: plan, schema: schema, shardPath: fetched.path, resume: resume, telemetry: telemetry,
-                                rank: rank, size: size, log: { [logger] in logger.info("\($0)") })
+                                rank: rank, size: size, runtime: mpi, log: { [logger] in logger.info("\($0)") })
         let backend = MPIAllreduceBackend(mpi)
         let outcome: LoopOutcome
         do {
@@ -95,12 +95,15 @@ public enum Worker {
         telemetry.finish()
         await reporter.value
 
-        if rank == 0, let final = outcome.finalCheckpoint {
-            let info = try await uploadCheckpoint(channel, configuration, bytes: final, step: outcome.step, epoch: outcome.epoch,
-                                                  worldSize: size, isFinal: true)
+        if rank == 0 {
+            var model = ""
+            if let final = outcome.finalCheckpoint {
+                model = try await uploadCheckpoint(channel, configuration, bytes: final, step: outcome.step, epoch: outcome.epoch,
+                                                   worldSize: size, isFinal: true).checkpointId
+            }
             _ = try await channel.unary(WorkerServicePath.finishJob,
                                         FinishJobRequest(jobId: configuration.jobId, attempt: configuration.attempt,
-                                                         metricsJSON: outcome.metricsJSON, modelCheckpointId: info.checkpointId),
+                                                         metricsJSON: outcome.metricsJSON, modelCheckpointId: model),
                                         as: Empty.self, timeout: .seconds(60))
             logger.info("job finished", metadata: ["metrics": "\(outcome.metricsJSON)"])
         }
