@@ -34,6 +34,12 @@ public struct GlobalBatch: Sendable, Equatable {
 /// 1 MB), and the copies in and out would add two more passes over memory; in segments the copies hit
 /// cache. Pass `segmentBytes: nil` to reduce each bucket in one call.
 ///
+/// Note [No fp16 wire format]: there is no Float16 compression of the staged buffer. MPI has neither a
+/// Float16 datatype nor a sum for it; it would take a user-defined `MPI_Op` (run by OpenMPI element by
+/// element, outside its vectorised reduction kernels) that sums halves, losing precision at every rank
+/// it passes. On shared memory the copies cost more than the bytes (bench/allreduce.sh, layer-only
+/// column), so halving the bytes would not pay here; across hosts it might.
+///
 /// Note [World of one]: with one rank the gradients already are the global mean; nothing is copied
 /// (so a world of one is bit-identical to the single-process trainer).
 ///
@@ -43,10 +49,26 @@ public final class FusionBuffer {
     public let parameterSizes: [Int]
     /// Elements per allreduce call (at most the largest bucket).
     public let segmentElements: Int
+    /// Every allreduce of a pass, in order, with the parameter pieces it carries (computed once).
+    private let segments: [Segment]
     private let storage: UnsafeMutableBufferPointer<Float>
 
     /// Elements after the first segment: [samples, loss sum] (Note [Weighted average]).
     static let headerCount = 2
+
+    /// One allreduce: `count` staged elements made of `pieces`.
+    struct Segment {
+        var count: Int
+        var pieces: [Piece]
+    }
+
+    /// Elements `from ..< from + count` of parameter `parameter`, staged at `to`.
+    struct Piece {
+        var parameter: Int
+        var from: Int
+        var to: Int
+        var count: Int
+    }
 
     public init(parameterSizes: [Int], capBytes: Int = defaultBucketCapBytes,
                 segmentBytes: Int? = defaultFusionSegmentBytes) {
@@ -55,6 +77,7 @@ public final class FusionBuffer {
         let largest = buckets.map(\.elementCount).max() ?? 0
         let segment = segmentBytes.map { max(1, $0 / MemoryLayout<Float>.size) } ?? largest
         segmentElements = max(1, min(largest, segment))
+        segments = Self.cut(buckets, parameterSizes, segmentElements)
         let count = segmentElements + Self.headerCount
         // 64-byte aligned: small allreduces are measurably slower from unaligned buffers.
         let raw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.size, alignment: 64)
@@ -70,6 +93,9 @@ public final class FusionBuffer {
 
     deinit { UnsafeMutableRawPointer(storage.baseAddress!).deallocate() }
 
+    /// The number of allreduce calls per pass (one per bucket segment).
+    public var allreducesPerPass: Int { max(1, segments.count) }
+
     /// Replaces every parameter's gradient by the weighted average over all ranks (Note [Weighted
     /// average]): `samples` is this rank's sample count (its gradients are their mean), `lossSum` its
     /// mean loss × samples. Collective. Returns the global count and loss sum; when no rank had samples,
@@ -77,34 +103,30 @@ public final class FusionBuffer {
     @discardableResult
     public func averageGradients(_ parameters: [Parameter], samples: Int, lossSum: Double = 0,
                                  backend: some AllreduceBackend) throws -> GlobalBatch {
-        precondition(parameters.count == parameterSizes.count
-                        && zip(parameters, parameterSizes).allSatisfy { $0.grad.count == $1 },
-                     "FusionBuffer: parameters do not match the plan")
+        precondition(parameters.count == parameterSizes.count, "FusionBuffer: \(parameters.count) parameters, planned for \(parameterSizes.count)")
         precondition(samples >= 0 && samples < 1 << 24, "FusionBuffer: \(samples) samples per step (0 ..< 2²⁴)")
         if backend.size == 1 { return GlobalBatch(samples: samples, lossSum: lossSum) }  // Note [World of one]
         let weight = Float(samples)
+        let buffer = storage.baseAddress!
         var total: GlobalBatch?
         var inverse: Float = 0
-        let buffer = storage.baseAddress!
-        for bucket in buckets {
-            try forEachSegment(of: bucket) { range in
-                let n = range.count
-                forEachPiece(of: bucket, in: range) { parameter, from, to, count in
-                    parameters[parameter].grad.storage.withUnsafeBufferPointer { g in
-                        Self.copy(g.baseAddress! + from, buffer + to, count, scale: weight)
-                    }
+        for segment in segments {
+            for piece in segment.pieces {
+                parameters[piece.parameter].grad.storage.withUnsafeBufferPointer { g in
+                    precondition(g.count == parameterSizes[piece.parameter], "FusionBuffer: gradient size changed")
+                    Self.copy(g.baseAddress! + piece.from, buffer + piece.to, piece.count, scale: weight)
                 }
-                if total == nil {
-                    let t = try reduceFirst(count: n, samples: weight, lossSum: lossSum, backend: backend)
-                    total = t
-                    inverse = t.samples > 0 ? 1 / Float(t.samples) : 0
-                } else {
-                    try backend.allreduceSum(UnsafeMutableBufferPointer(start: buffer, count: n))
-                }
-                forEachPiece(of: bucket, in: range) { parameter, from, to, count in
-                    parameters[parameter].grad.storage.withUnsafeMutableBufferPointer { g in
-                        Self.copy(buffer + to, g.baseAddress! + from, count, scale: inverse)
-                    }
+            }
+            if total == nil {
+                let t = try reduceFirst(count: segment.count, samples: weight, lossSum: lossSum, backend: backend)
+                total = t
+                inverse = t.samples > 0 ? 1 / Float(t.samples) : 0
+            } else {
+                try backend.allreduceSum(UnsafeMutableBufferPointer(start: buffer, count: segment.count))
+            }
+            for piece in segment.pieces {
+                parameters[piece.parameter].grad.storage.withUnsafeMutableBufferPointer { g in
+                    Self.copy(buffer + piece.to, g.baseAddress! + piece.from, piece.count, scale: inverse)
                 }
             }
         }
@@ -114,27 +136,25 @@ public final class FusionBuffer {
 
     /// Copies `root`'s parameter values to every rank (to start from identical replicas). Collective.
     public func broadcastValues(_ parameters: [Parameter], root: Int, backend: some AllreduceBackend) throws {
-        precondition(parameters.count == parameterSizes.count
-                        && zip(parameters, parameterSizes).allSatisfy { $0.value.count == $1 },
-                     "FusionBuffer: parameters do not match the plan")
+        precondition(parameters.count == parameterSizes.count, "FusionBuffer: \(parameters.count) parameters, planned for \(parameterSizes.count)")
         if backend.size == 1 { return }
         let isRoot = backend.rank == root
         let buffer = storage.baseAddress!
-        for bucket in buckets {
-            try forEachSegment(of: bucket) { range in
-                if isRoot {
-                    forEachPiece(of: bucket, in: range) { parameter, from, to, count in
-                        parameters[parameter].value.storage.withUnsafeBufferPointer { v in
-                            (buffer + to).update(from: v.baseAddress! + from, count: count)
-                        }
+        for segment in segments {
+            if isRoot {
+                for piece in segment.pieces {
+                    parameters[piece.parameter].value.storage.withUnsafeBufferPointer { v in
+                        precondition(v.count == parameterSizes[piece.parameter], "FusionBuffer: parameter size changed")
+                        (buffer + piece.to).update(from: v.baseAddress! + piece.from, count: piece.count)
                     }
                 }
-                try backend.broadcast(UnsafeMutableBufferPointer(start: buffer, count: range.count), root: root)
-                if !isRoot {
-                    forEachPiece(of: bucket, in: range) { parameter, from, to, count in
-                        parameters[parameter].value.storage.withUnsafeMutableBufferPointer { v in
-                            (v.baseAddress! + from).update(from: buffer + to, count: count)
-                        }
+            }
+            try backend.broadcast(UnsafeMutableBufferPointer(start: buffer, count: segment.count), root: root)
+            if !isRoot {
+                for piece in segment.pieces {
+                    parameters[piece.parameter].value.storage.withUnsafeMutableBufferPointer { v in
+                        precondition(v.count == parameterSizes[piece.parameter], "FusionBuffer: parameter size changed")
+                        (v.baseAddress! + piece.from).update(from: buffer + piece.to, count: piece.count)
                     }
                 }
             }
@@ -151,26 +171,26 @@ public final class FusionBuffer {
         return GlobalBatch(samples: Int(storage[count]), lossSum: Double(storage[count + 1]))
     }
 
-    /// Calls `body` with each segment's element range inside `bucket`, in order.
-    private func forEachSegment(of bucket: GradientBucket, _ body: (Range<Int>) throws -> Void) rethrows {
-        var start = 0
-        while start < bucket.elementCount {
-            let end = min(start + segmentElements, bucket.elementCount)
-            try body(start..<end)
-            start = end
+    /// Cuts each bucket into segments of at most `segmentElements` and lists the parameter pieces of
+    /// each (bucket coordinates → staging buffer positions).
+    static func cut(_ buckets: [GradientBucket], _ sizes: [Int], _ segmentElements: Int) -> [Segment] {
+        var segments: [Segment] = []
+        for bucket in buckets {
+            var start = 0
+            while start < bucket.elementCount {
+                let end = min(start + segmentElements, bucket.elementCount)
+                var pieces: [Piece] = []
+                for (i, offset) in bucket.offsets.enumerated() {
+                    let lo = max(offset, start), hi = min(offset + sizes[bucket.parameters[i]], end)
+                    if lo < hi {
+                        pieces.append(Piece(parameter: bucket.parameters[i], from: lo - offset, to: lo - start, count: hi - lo))
+                    }
+                }
+                segments.append(Segment(count: end - start, pieces: pieces))
+                start = end
+            }
         }
-    }
-
-    /// The parts of the bucket's parameters inside `range` (bucket coordinates): parameter index,
-    /// first element inside the parameter, position inside the staging buffer, element count.
-    @inline(__always)
-    private func forEachPiece(of bucket: GradientBucket, in range: Range<Int>,
-                              _ body: (_ parameter: Int, _ from: Int, _ to: Int, _ count: Int) -> Void) {
-        for (i, offset) in bucket.offsets.enumerated() {
-            let size = parameterSizes[bucket.parameters[i]]
-            let lo = max(offset, range.lowerBound), hi = min(offset + size, range.upperBound)
-            if lo < hi { body(bucket.parameters[i], lo - offset, lo - range.lowerBound, hi - lo) }
-        }
+        return segments
     }
 
     /// dst[i] = scale · src[i], vectorised (a plain copy when scale is 1).

@@ -13,11 +13,20 @@ import Synchronization
 // On the MPI thread itself the synchronous variants call MPI directly, without a hop.
 //
 // Note [Training on the MPI thread]: a hop costs a wake-up of the MPI thread and one of the caller
-// (tens of microseconds under load), more than a whole 4 KB allreduce takes over shared memory (a few
-// microseconds). A training step that allreduces several buckets therefore runs best *on* the MPI
+// (5–10 µs here, more under load: bench/allreduce.sh's fusion-hop), several times what a whole 4 KB
+// allreduce takes over shared memory (about 1 µs). A training step that allreduces several buckets therefore runs best *on* the MPI
 // thread: `runtime.withCommunicator { _ in trainer.fit(...) }` (or `await runtime.run { ... }`) runs the
 // whole loop there, and every backend call inside it is a direct MPI call. FUNNELED allows exactly
 // this: MPI is only ever called from the thread that initialised it.
+
+// Note [Singleton without a daemon]: a process that was not started by mpirun initialises MPI as a
+// singleton, and OpenMPI 4 then forks an `orted` daemon by default (for MPI_Comm_spawn, which Nebula
+// never calls). That daemon inherits every descriptor the process has open at that moment: a child
+// process that waits for EOF on a pipe from us (a test server, a converter) then never sees it, and the
+// parent hangs in waitUntilExit (seen with the HTTP tests in the same test process). `init` therefore
+// sets `OMPI_MCA_ess_singleton_isolated=1` (unless the environment already sets it): the singleton runs
+// in-process, without a daemon, and starts faster. Under mpirun or srun another `ess` component is
+// selected and the variable has no effect.
 
 /// The process's MPI environment: initialises MPI on its own thread, owns that thread, and finalises
 /// MPI in `close()`. One per process (MPI can be initialised once): create it at start-up, pass it on,
@@ -56,6 +65,8 @@ public final class MPIRuntime: @unchecked Sendable {
                            message: "MPI can be initialised once per process; pass the existing MPIRuntime on",
                            call: "MPIRuntime.init")
         }
+        // Note [Singleton without a daemon].
+        setenv("OMPI_MCA_ess_singleton_isolated", "1", 0)
         let thread = MPIThread(name: "nebula.mpi")
         let outcome = Self.onThread(thread) { () throws(MPIError) -> (Int, Int, String) in
             let initialisedBefore = try MPICall.isInitialized()

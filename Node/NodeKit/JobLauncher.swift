@@ -72,6 +72,17 @@ public actor JobLauncher {
         return args
     }
 
+    /// The agent's environment without what an MPI runtime around the agent left there (an agent
+    /// started from inside an MPI job or a process that called MPI_Init has OMPI_*/PMIX_* variables
+    /// that make a new mpirun believe it is a rank of that job and fail at once). The run-as-root pair
+    /// is kept.
+    public static func launchEnvironment(_ environment: [String: String]) -> [String: String] {
+        environment.filter { key, _ in
+            if key == "OMPI_ALLOW_RUN_AS_ROOT" || key == "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM" { return true }
+            return !(key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") || key.hasPrefix("ORTE_") || key.hasPrefix("OPAL_"))
+        }
+    }
+
     static var localHostNames: Set<String> {
         var names: Set<String> = ["localhost", "127.0.0.1", "::1", ProcessInfo.processInfo.hostName]
         if let short = ProcessInfo.processInfo.hostName.split(separator: ".").first { names.insert(String(short)) }
@@ -92,7 +103,7 @@ public actor JobLauncher {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [mpirun] + arguments
-        var env = ProcessInfo.processInfo.environment
+        var env = Self.launchEnvironment(ProcessInfo.processInfo.environment)
         env["NEBULA_JOIN_TOKEN"] = configuration.token
         env["OPENBLAS_NUM_THREADS"] = env["OPENBLAS_NUM_THREADS"] ?? "1"
         env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"

@@ -1,13 +1,19 @@
 // nebula-bench-allreduce: the Swift half of bench/allreduce.sh; run it under mpirun.
 //
 //   nebula-bench-allreduce allreduce [--sizes 4096,65536,...] [--reps 7] [--impl fusion|fusion-whole|fusion-hop]
+//                                    [--segment-bytes 1048576]
 //     Gradient averaging through the data-parallel layer (FusionBuffer → MPIAllreduceBackend), on the
 //     bytes of each size split like an MLP's parameters (4 weight/bias pairs), every rank weighting by a
 //     sample count of 256. Per size: `iterations(bytes)` averaging calls per repetition, a barrier before
-//     each repetition, the median repetition. Implementations:
-//       fusion        the training loop on the MPI thread, buckets reduced in 1 MiB segments (the default);
+//     each repetition; reported: the median and the best repetition (each the slowest rank's). Implementations:
+//       fusion        the training loop on the MPI thread, buckets reduced in --segment-bytes segments
+//                     (default: the layer's default, 1 MiB);
 //       fusion-whole  the same, each bucket in one allreduce (segmentBytes: nil);
-//       fusion-hop    the default layer driven from another thread: every allreduce hops to the MPI thread.
+//       fusion-hop    the default layer driven from another thread: every allreduce hops to the MPI thread;
+//       raw           no data-parallel layer: in-place MPICommunicator.allreduce on one aligned buffer
+//                     (the Swift wrapper's own cost next to the C loop);
+//       copies        the layer against a backend that claims 2 ranks and communicates nothing: what the
+//                     copies in and out cost (run it as one process).
 //   nebula-bench-allreduce mlp [--rows 262144] [--epochs 2] [--batch 256]
 //     Data-parallel MLP 64→256→256→10 (ReLU), Adam 1e-3, `--batch` rows per rank, cross-entropy, on
 //     synthetic rows every rank generates identically (a teacher network like baselines/synth.py).
@@ -48,6 +54,7 @@ struct Options {
     var sizes = [4096, 65536, 1 << 20, 16 << 20, 64 << 20]
     var reps = 7
     var impl = "fusion"
+    var segmentBytes = defaultFusionSegmentBytes
     var rows = 262_144
     var epochs = 2
     var batch = 256
@@ -75,7 +82,8 @@ func parse(_ args: [String]) -> Options {
         case "--reps": o.reps = positive(value())
         case "--impl":
             o.impl = value()
-            guard ["fusion", "fusion-whole", "fusion-hop"].contains(o.impl) else { fail("unknown --impl \(o.impl)") }
+            guard ["fusion", "fusion-whole", "fusion-hop", "raw", "copies"].contains(o.impl) else { fail("unknown --impl \(o.impl)") }
+        case "--segment-bytes": o.segmentBytes = positive(value())
         case "--rows": o.rows = positive(value())
         case "--epochs": o.epochs = positive(value())
         case "--batch": o.batch = positive(value())
@@ -105,7 +113,7 @@ func gradientParameters(bytes: Int, rank: Int) -> [Parameter] {
 
 func benchAllreduce(_ o: Options, _ mpi: MPIRuntime) throws {
     let backend = MPIAllreduceBackend(mpi)
-    let segment: Int? = o.impl == "fusion-whole" ? nil : defaultFusionSegmentBytes
+    let segment: Int? = o.impl == "fusion-whole" ? nil : o.segmentBytes
     for bytes in o.sizes {
         let params = gradientParameters(bytes: bytes, rank: mpi.rank)
         let fusion = FusionBuffer(for: params, segmentBytes: segment)
@@ -122,19 +130,65 @@ func benchAllreduce(_ o: Options, _ mpi: MPIRuntime) throws {
             return times
         }
         // Note [Training on the MPI thread]: fusion and fusion-whole run the loop there; fusion-hop does not.
-        let times = o.impl == "fusion-hop" ? try body(nil) : try mpi.withCommunicator { comm in try body(comm) }
+        let times: [Double]
+        switch o.impl {
+        case "fusion-hop": times = try body(nil)
+        case "raw": times = try rawAllreduce(bytes: bytes, iterations: iters, reps: o.reps, mpi)
+        case "copies": times = try copiesOnly(fusion, params, iterations: iters, reps: o.reps)
+        default: times = try mpi.withCommunicator { comm in try body(comm) }
+        }
         // The slowest rank's time is the collective's time.
-        var t = [median(times)]
+        var t = [median(times), times.min() ?? 0]
         try t.withUnsafeMutableBufferPointer { try mpi.allreduce($0, op: .max) }
         let algbw = Double(bytes) / t[0]
         let n = Double(mpi.size)
         if mpi.rank == 0 {
             emit([("kind", quoted("allreduce")), ("impl", quoted(o.impl)), ("ranks", "\(mpi.size)"), ("bytes", "\(bytes)"),
-                  ("iterations", "\(iters)"), ("reps", "\(o.reps)"), ("seconds", "\(t[0])"),
+                  ("iterations", "\(iters)"), ("reps", "\(o.reps)"), ("seconds", "\(t[0])"), ("best_seconds", "\(t[1])"),
                   ("algbw_GBps", "\(algbw / 1e9)"), ("busbw_GBps", "\(algbw * 2 * (n - 1) / n / 1e9)"),
                   ("buckets", "\(fusion.buckets.count)")])
         }
     }
+}
+
+/// The wrapper alone: in-place allreduces of one aligned buffer on the MPI thread, no copies, no weights
+/// (what the C reference does, through MPICommunicator).
+func rawAllreduce(bytes: Int, iterations: Int, reps: Int, _ mpi: MPIRuntime) throws -> [Double] {
+    let count = bytes / MemoryLayout<Float>.size
+    let raw = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+    defer { raw.deallocate() }
+    let buffer = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Float.self, capacity: count), count: count)
+    for i in 0..<count { buffer[i] = Float((mpi.rank + i) % 7) / 7 }
+    return try mpi.withCommunicator { comm throws(MPIError) -> [Double] in
+        for _ in 0..<3 { try comm.allreduce(buffer, op: .sum) }
+        var times: [Double] = []
+        for _ in 0..<reps {
+            try comm.barrier()
+            let start = comm.wallTime()
+            for _ in 0..<iterations { try comm.allreduce(buffer, op: .sum) }
+            times.append((comm.wallTime() - start) / Double(iterations))
+        }
+        return times
+    }
+}
+
+/// A backend that claims two ranks and does nothing: the layer's own cost (copies, weights, calls).
+struct NoCommunication: AllreduceBackend {
+    var rank: Int { 0 }
+    var size: Int { 2 }
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) {}
+    func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) {}
+}
+
+/// The layer without communication.
+func copiesOnly(_ fusion: FusionBuffer, _ params: [Parameter], iterations: Int, reps: Int) throws -> [Double] {
+    var times: [Double] = []
+    for _ in 0..<reps {
+        let start = now()
+        for _ in 0..<iterations { try fusion.averageGradients(params, samples: 1, backend: NoCommunication()) }
+        times.append((now() - start) / Double(iterations))
+    }
+    return times
 }
 
 func now() -> Double {
