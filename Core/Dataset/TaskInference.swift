@@ -58,8 +58,11 @@ public enum TaskInference {
     {
         guard let index = dataset.columnNames.firstIndex(of: target) else {
             let names = dataset.columnNames
-            let shown = names.prefix(30).map { "'\($0)'" }.joined(separator: ", ")
-                + (names.count > 30 ? " and \(names.count - 30) more" : "")
+            // targets are often the last column: with many columns, show both ends
+            let quoted = names.map { "'\($0)'" }
+            let shown = quoted.count <= 30 ? quoted.joined(separator: ", ")
+                : quoted.prefix(20).joined(separator: ", ") + ", … (\(quoted.count - 25) more), "
+                    + quoted.suffix(5).joined(separator: ", ")
             throw DatasetError(.invalidArgument, "no column '\(target)' in the dataset: choose the target among \(shown)",
                                path: dataset.path)
         }

@@ -207,3 +207,19 @@ struct ProblemTypeRuleTests {
         else { Issue.record("expected multiclass"); return }
     }
 }
+
+@Suite("Task inference messages")
+struct TaskInferenceMessageTests {
+    /// With many columns the message shows both ends, where targets usually are.
+    @Test func anUnknownTargetAmongManyColumnsNamesTheLastOnes() throws {
+        let s = Scratch()
+        defer { s.remove() }
+        let header = (0..<64).map { "p\($0)" } + ["label"]
+        let rows = (0..<5).map { r in (0..<65).map { String(($0 + r) % 3) }.joined(separator: ",") }
+        let (_, dataset) = try ingest(([header.joined(separator: ",")] + rows).joined(separator: "\n") + "\n", scratch: s)
+        let error = try #require(throws: DatasetError.self) { try TaskInference.detect(dataset, target: "digit") }
+        #expect(error.message.contains("'label'"), "\(error.message)")
+        #expect(error.message.contains("'p0'"))
+        #expect(error.message.contains("more"))
+    }
+}
