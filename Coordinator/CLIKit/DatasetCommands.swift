@@ -246,8 +246,9 @@ struct UploadPlan {
                 }
             }
         } catch let error as RPCStatus {
-            // the coordinator refused part way: its answer says why
-            _ = try? await stream.finish()
+            // the coordinator refused part way: the failed send already carries its final status (asking
+            // for the status a second time with finish() would wait forever)
+            stream.cancel()
             throw error
         } catch {
             stream.cancel()

@@ -259,39 +259,73 @@ public struct RPCTypedResponseStream<Message: RPCMessage>: AsyncSequence, Sendab
 }
 
 /// The sending side of a client-streaming call.
+///
+/// Note [Refusals during a client stream]: the receive side (response, status) is posted when the
+/// stream is created, not at `finish()`. A server that refuses part way (a too-large upload) stops
+/// reading; the client's next sends would wait for flow-control credit forever. With the receive
+/// posted early its completion arrives with the server's status, the call is cancelled, the pending
+/// send fails, and `send`/`finish` throw that status.
 public final class RPCRequestStream: @unchecked Sendable {
-    // Thread-safety: sends are sequential by contract (each awaits the previous).
+    // Thread-safety: sends are sequential by contract (each awaits the previous); the outcome arrives
+    // once through a OneShot from the completion-queue thread.
     private let call: ClientCall
     private let path: String
+    private let receive = Batch()
+    private let outcome = OneShot<Result<[UInt8], RPCStatus>>()
 
     init(call: ClientCall, path: String) {
         self.call = call
         self.path = path
+        receive.receiveInitialMetadata()
+        receive.receiveMessage()
+        receive.receiveStatusOnClient()
+        let batch = receive, outcome = self.outcome, path = self.path
+        let started = startBatch(call.pointer, batch) { [call] ok in
+            guard ok else {
+                outcome.fulfill(.failure(RPCStatus(.internal, "\(path): the call could not receive")))
+                call.cancel()
+                return
+            }
+            let status = batch.clientStatus
+            if status.code != .ok {
+                outcome.fulfill(.failure(status))
+                call.cancel()  // fails a send that waits for credit the server will never give
+            } else if let message = batch.takeMessage() {
+                outcome.fulfill(.success(message))
+            } else {
+                outcome.fulfill(.failure(RPCStatus(.internal, "\(path) answered OK without a message")))
+            }
+        }
+        if !started { outcome.fulfill(.failure(RPCStatus(.internal, "the call to \(path) could not be started"))) }
     }
 
     public func send(_ bytes: [UInt8]) async throws {
+        if case .failure(let status)? = outcome.peek { throw status }
         let batch = Batch()
         batch.sendMessage(bytes)
         let call = self.call
         let ok = await withTaskCancellationHandler { await runBatch(call.pointer, batch) } onCancel: { call.cancel() }
-        if !ok { throw try await finalStatus() ?? RPCStatus(.unavailable, "\(path): the stream broke") }
+        if !ok {
+            switch await outcome.wait() {
+            case .failure(let status): throw status
+            case .success: throw RPCStatus(.failedPrecondition, "\(path): the server answered before the stream ended")
+            }
+        }
     }
 
     public func send<M: RPCMessage>(_ message: M) async throws { try await send(message.serializedBytes()) }
 
     /// Half-closes and waits for the response.
     public func finish() async throws -> [UInt8] {
-        let batch = Batch()
-        batch.sendCloseFromClient()
-        batch.receiveInitialMetadata()
-        batch.receiveMessage()
-        batch.receiveStatusOnClient()
+        if outcome.peek == nil {
+            let batch = Batch()
+            batch.sendCloseFromClient()
+            let call = self.call
+            _ = await withTaskCancellationHandler { await runBatch(call.pointer, batch) } onCancel: { call.cancel() }
+        }
         let call = self.call
-        _ = await withTaskCancellationHandler { await runBatch(call.pointer, batch) } onCancel: { call.cancel() }
-        let status = batch.clientStatus
-        guard status.code == .ok else { throw status }
-        guard let response = batch.takeMessage() else { throw RPCStatus(.internal, "\(path) answered OK without a message") }
-        return response
+        let result = await withTaskCancellationHandler { await outcome.wait() } onCancel: { call.cancel() }
+        return try result.get()
     }
 
     public func finish<M: RPCMessage>(as: M.Type) async throws -> M {
@@ -299,14 +333,6 @@ public final class RPCRequestStream: @unchecked Sendable {
     }
 
     public func cancel() { call.cancel() }
-
-    private func finalStatus() async throws -> RPCStatus? {
-        let batch = Batch()
-        batch.receiveStatusOnClient()
-        guard await runBatch(call.pointer, batch) else { return nil }
-        let s = batch.clientStatus
-        return s.code == .ok ? nil : s
-    }
 }
 
 public enum NebulaRPCVersion {

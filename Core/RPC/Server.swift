@@ -390,6 +390,7 @@ public final class RPCServer: @unchecked Sendable {
                 batch.sendStatusFromServer(.ok, "")
                 _ = await runBatch(pointer, batch)
             } catch {
+                // the client may still be sending: Note [Refusals during a client stream] (Client.swift)
                 await finish(pointer, status: status(for: error, context), metadataSent: false)
             }
         }

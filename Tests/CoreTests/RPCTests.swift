@@ -39,6 +39,11 @@ final class EchoFixture: Sendable {
                 for try await m in requests { total += m.bytes.reduce(0) { $0 + Int($1) } }
                 return RawMessage(Array(String(total).utf8))
             },
+            .clientStreaming("/test.Echo/RefuseFirst") { (requests: RPCStreamReader<RawMessage>, _) -> RawMessage in
+                var iterator = requests.makeAsyncIterator()
+                _ = try await iterator.next()
+                throw RPCStatus(.invalidArgument, "too large")  // refuses without reading the rest
+            },
             .unary(NodeServicePath.leave) { (request: LeaveRequest, _) -> Empty in
                 guard request.session > 0 else { throw RPCStatus(.invalidArgument, "session must be set") }
                 return Empty()
@@ -193,6 +198,24 @@ struct RPCTests {
         for i in 1...100 { try await call.send(RawMessage([UInt8(i % 256)])) }
         let reply = try await call.finish(as: RawMessage.self)
         #expect(String(decoding: reply.bytes, as: UTF8.self) == "5050")
+        await f.close()
+    }
+
+    /// The server refuses a client stream part way: the next sends fail with its status, and finish()
+    /// answers the same status instead of waiting for a second one that never comes.
+    @Test func aRefusedClientStreamEndsWithTheServersStatus() async throws {
+        let f = try EchoFixture()
+        let call = try f.channel.clientStreaming("/test.Echo/RefuseFirst")
+        let chunk = RawMessage([UInt8](repeating: 7, count: 1 << 20))
+        var refused: RPCStatus?
+        for _ in 0..<64 {
+            do { try await call.send(chunk) } catch let status as RPCStatus {
+                refused = status
+                break
+            }
+        }
+        #expect(refused == RPCStatus(.invalidArgument, "too large"))
+        await #expect(throws: RPCStatus(.invalidArgument, "too large")) { _ = try await call.finish() }
         await f.close()
     }
 
