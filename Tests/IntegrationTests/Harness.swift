@@ -280,10 +280,22 @@ func runCaptured(_ executable: URL, _ arguments: [String], environment: [String:
     p.standardError = try FileHandle(forWritingTo: errPath)
     try p.run()
     let o = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
+    // Foundation on Linux learns that a child exited when an internal socket closes in every process
+    // holding it; a process another test started at the same moment can hold it for its whole life, and
+    // waitUntilExit() then waits as long (seen: a finished CLI waited on a test's coordinator). The exit
+    // status comes straight from waitpid instead; Foundation's own later waitpid finds nothing to reap.
+    var raw: Int32 = 0
+    var reaped: pid_t
+    repeat { reaped = waitpid(p.processIdentifier, &raw, 0) } while reaped == -1 && errno == EINTR
+    let status: Int32
+    if reaped == p.processIdentifier {
+        status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+    } else {
+        p.waitUntilExit()
+        status = p.terminationStatus
+    }
     let e = (try? Data(contentsOf: errPath)) ?? Data()
-    return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                     stderr: String(decoding: e, as: UTF8.self))
+    return CLIResult(status: status, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
 }
 
 /// Runs a script of the repository (cluster/lib/pgctl) and returns its stdout.
