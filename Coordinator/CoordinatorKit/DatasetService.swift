@@ -69,7 +69,7 @@ public actor DatasetService {
     func recover() async throws {
         for id in try await store.failInterrupted() {
             logger.warning("dataset conversion was interrupted by a restart", metadata: ["dataset.id": "\(id)"])
-            removeFiles(of: id, keepingColumnar: false)
+            removeFiles(of: id)
         }
     }
 
@@ -242,7 +242,7 @@ public actor DatasetService {
         } catch {
             info.state = .failed
             info.error = describe(error)
-            removeFiles(of: id, keepingColumnar: false)
+            removeFiles(of: id)
             do {
                 try await store.update(info)
                 if let stored = try await store.get(id) { info = stored.info }
@@ -382,7 +382,7 @@ public actor DatasetService {
             throw RPCStatus(.failedPrecondition, "dataset \(id) is still \(row.info.state.rawValue); delete it once it is ready or failed")
         }
         _ = try await store.delete(id)
-        removeFiles(of: id, keepingColumnar: false)
+        removeFiles(of: id)
         logger.info("dataset deleted", metadata: ["dataset.id": "\(id)"])
         return row.info
     }
@@ -493,7 +493,7 @@ public actor DatasetService {
 
     nonisolated func absolute(_ path: String) -> String { path.hasPrefix("/") ? path : root + "/" + path }
 
-    private func removeFiles(of id: String, keepingColumnar: Bool) {
+    private func removeFiles(of id: String) {
         try? FileManager.default.removeItem(atPath: directory(of: id))
     }
 
