@@ -1,4 +1,5 @@
 import Foundation
+import NebulaCommon
 import NebulaModel
 
 /// Output formats of every listing.
@@ -65,16 +66,6 @@ public func ago(_ unixMs: Int64, now: Int64) -> String {
 
 public func mebibytes(_ bytes: UInt64) -> UInt64 { bytes / (1 << 20) }
 
-public func humanBytes(_ bytes: UInt64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-    var v = Double(bytes)
-    var i = 0
-    while v >= 1024, i < units.count - 1 {
-        v /= 1024
-        i += 1
-    }
-    return i == 0 ? "\(bytes) B" : String(format: "%.1f %@", v, units[i])
-}
 
 /// `nebula nodes` as a table (columns in the spirit of `sinfo -N -l`).
 public enum NodesView {

@@ -49,12 +49,8 @@ struct Submit: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var labelMap: [String: String] = [:]
-        for pair in (labels ?? "").split(separator: ",") where !pair.isEmpty {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { throw ValidationError("label '\(pair)' is not key=value") }
-            labelMap[String(parts[0])] = String(parts[1])
-        }
+        let labelMap: [String: String]
+        do { labelMap = try parseLabels(labels) } catch { throw ValidationError("\(error)") }
         let minimum = nodes ?? minNodes ?? 1
         let spec = JobSpec(name: name ?? "", datasetId: dataset, target: target, model: model, minNodes: minimum,
                            maxNodes: nodes ?? maxNodes ?? minimum, gpusPerNode: gpusPerNode, labels: labelMap, priority: priority,

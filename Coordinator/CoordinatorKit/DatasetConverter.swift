@@ -153,7 +153,7 @@ struct DatasetConverter: Sendable {
                                    removeAfter: [csv, root], types: ["text": .text, "label": .categorical])
         case .tabular:
             let chosen = Self.pickTable(layout.tables)
-            var notes = ["table \(chosen.path) (\(formatBytes(chosen.bytes)))"]
+            var notes = ["table \(chosen.path) (\(humanBytes(chosen.bytes)))"]
             if layout.tables.count > 1 {
                 notes.append("other tables left out: \(layout.tables.filter { $0.path != chosen.path }.map(\.path).joined(separator: ", ")) (upload one alone to use it)")
             }
@@ -287,7 +287,7 @@ enum TableWriter {
             for file in try files(in: setRoot + "/" + cls.name) {
                 let data = try Data(contentsOf: URL(fileURLWithPath: file))
                 guard data.count <= maxDocumentBytes else {
-                    throw DatasetError(.invalidArgument, "text file larger than \(formatBytes(UInt64(maxDocumentBytes))): not a document of a text-classification dataset",
+                    throw DatasetError(.invalidArgument, "text file larger than \(humanBytes(UInt64(maxDocumentBytes))): not a document of a text-classification dataset",
                                        path: file)
                 }
                 guard !data.contains(0) else { continue }

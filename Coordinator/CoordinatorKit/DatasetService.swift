@@ -132,16 +132,16 @@ public actor DatasetService {
         guard header.totalBytes > 0 else { throw RPCStatus(.invalidArgument, "\(header.fileName) is empty: nothing to upload") }
         guard header.totalBytes <= configuration.maxUploadBytes else {
             throw RPCStatus(.invalidArgument, """
-                \(header.fileName) is \(formatBytes(header.totalBytes)), more than this coordinator accepts \
-                (\(formatBytes(configuration.maxUploadBytes)), --max-upload)
+                \(header.fileName) is \(humanBytes(header.totalBytes)), more than this coordinator accepts \
+                (\(humanBytes(configuration.maxUploadBytes)), --max-upload)
                 """)
         }
         if let attributes = try? FileManager.default.attributesOfFileSystem(forPath: root),
            let free = (attributes[.systemFreeSize] as? NSNumber)?.uint64Value,
            free < header.totalBytes.multipliedReportingOverflow(by: 2).partialValue + configuration.reserveFreeBytes {
             throw RPCStatus(.resourceExhausted, """
-                not enough disk space on the coordinator for \(header.fileName): \(formatBytes(free)) free, \
-                about \(formatBytes(header.totalBytes * 2)) needed (upload + converted copy)
+                not enough disk space on the coordinator for \(header.fileName): \(humanBytes(free)) free, \
+                about \(humanBytes(header.totalBytes * 2)) needed (upload + converted copy)
                 """)
         }
     }
@@ -531,16 +531,6 @@ extension String {
     }
 }
 
-func formatBytes(_ n: UInt64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    var value = Double(n)
-    var unit = 0
-    while value >= 1024, unit < units.count - 1 {
-        value /= 1024
-        unit += 1
-    }
-    return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
-}
 
 /// One line for a user: the message of our own errors, without type names.
 func describe(_ error: any Error) -> String {

@@ -56,6 +56,16 @@ public actor JobManager {
 
     private var now: Int64 { nowUnixMs() }
 
+    /// The scheduler's number for a job's current attempt (Note [Attempt numbers after a coordinator restart]).
+    private func schedulerAttempt(_ job: JobRecord) -> Int { job.attempt - (attemptOffset[job.id] ?? 0) }
+
+    /// Just the state of a job (active ones from memory), for loops that poll it.
+    func state(of id: String) async throws -> String {
+        if let job = jobs[id] { return job.state }
+        guard let stored = try await store.get(id) else { throw notFound(id) }
+        return stored.state
+    }
+
     /// The stored info, with what only the scheduler knows live (why a pending job waits).
     private func live(_ record: JobRecord) -> JobInfo {
         var info = (jobs[record.id] ?? record).info
@@ -268,7 +278,7 @@ public actor JobManager {
         if watchdogs[job.id] == nil {
             watchdogs[job.id] = CollectiveWatchdog(worldSize: job.nodes.count,
                                                    timeout: .seconds(max(5, job.spec.stallTimeoutSeconds)))
-            apply(scheduler.attemptStarted(jobId: job.id, attempt: job.attempt - (attemptOffset[job.id] ?? 0)))
+            apply(scheduler.attemptStarted(jobId: job.id, attempt: schedulerAttempt(job)))
         }
         if report.collectiveSeq > 0 { watchdogs[job.id]?.entered(rank: report.rank, seq: report.collectiveSeq, now: now) }
         if !report.steps.isEmpty {
@@ -354,7 +364,7 @@ public actor JobManager {
         }
         try await store.finish(job.id, metricsJSON: request.metricsJSON, modelCheckpoint: request.modelCheckpointId)
         finished.insert(job.id)
-        apply(scheduler.attemptFinished(jobId: job.id, attempt: job.attempt - (attemptOffset[job.id] ?? 0), success: true,
+        apply(scheduler.attemptFinished(jobId: job.id, attempt: schedulerAttempt(job), success: true,
                                         reason: "finished: holdout \(request.metricsJSON)", now: now))
     }
 
@@ -365,7 +375,7 @@ public actor JobManager {
         let how = exit.exitCode >= 0 ? "exit code \(exit.exitCode)" : "signal \(exit.signal)"
         let tail = exit.outputTail.split(separator: "\n").suffix(6).joined(separator: " | ")
         let reason = "mpirun on \(exit.nodeId) ended with \(how) before the job finished" + (tail.isEmpty ? "" : ": \(tail)")
-        apply(scheduler.attemptFailed(jobId: job.id, attempt: job.attempt - (attemptOffset[job.id] ?? 0), reason: reason,
+        apply(scheduler.attemptFailed(jobId: job.id, attempt: schedulerAttempt(job), reason: reason,
                                       failedNode: nil, now: now))
     }
 
@@ -384,7 +394,7 @@ public actor JobManager {
             logger.error("job attempt hung", metadata: ["job.id": "\(id)", "missing.ranks": "\(verdict.missingRanks)"])
             watchdogs[id] = nil
             // a hang is not cured by a restart on the same code and data: the job fails with the names
-            apply(scheduler.attemptFinished(jobId: id, attempt: job.attempt - (attemptOffset[id] ?? 0), success: false,
+            apply(scheduler.attemptFinished(jobId: id, attempt: schedulerAttempt(job), success: false,
                                             reason: reason, now: now))
             sendStop(job, reason: reason)
         }
@@ -486,7 +496,7 @@ public actor JobManager {
         }
         guard delivered else {
             logger.error("could not reach the first node of a job", metadata: ["job.id": "\(job.id)"])
-            apply(scheduler.attemptFailed(jobId: job.id, attempt: job.attempt - (attemptOffset[job.id] ?? 0),
+            apply(scheduler.attemptFailed(jobId: job.id, attempt: schedulerAttempt(job),
                                           reason: "node \(job.nodes.first ?? "?") has no command stream", failedNode: job.nodes.first,
                                           now: now))
             return

@@ -15,7 +15,7 @@ enum JobServiceMethods {
             },
             .serverStreaming(JobServicePath.tailJobLogs) {
                 (request: TailJobLogsRequest, _, writer: RPCStreamWriter<LogRecord>) in
-                _ = try await jobs.detail(request.jobId)  // not found → NOT_FOUND
+                _ = try await jobs.state(of: request.jobId)  // not found → NOT_FOUND
                 let limit = request.limit > 0 ? min(request.limit, 10_000) : 200
                 var seen = Set<String>()
                 var last: Int64 = 0
@@ -26,7 +26,7 @@ enum JobServiceMethods {
                     }
                     last = records.last.map { max(last, $0.id) } ?? last
                     if !request.follow { return }
-                    let state = try await jobs.detail(request.jobId).info.state
+                    let state = try await jobs.state(of: request.jobId)
                     if ["completed", "failed", "cancelled"].contains(state) && records.isEmpty { return }
                     try await Task.sleep(for: .milliseconds(500))
                 } while !Task.isCancelled

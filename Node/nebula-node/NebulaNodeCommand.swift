@@ -54,14 +54,8 @@ struct Join: AsyncParsableCommand {
         }
         let host = ProcessInfo.processInfo.hostName
         let nodeId = name ?? host
-        var labelMap: [String: String] = [:]
-        for pair in (labels ?? "").split(separator: ",") where !pair.isEmpty {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, !parts[0].isEmpty else {
-                throw ValidationError("label '\(pair)' is not key=value (e.g. --labels rack=a,gpu=a100)")
-            }
-            labelMap[String(parts[0])] = String(parts[1])
-        }
+        let labelMap: [String: String]
+        do { labelMap = try parseLabels(labels) } catch { throw ValidationError("\(error)") }
 
         let buffer = AgentLogBuffer(nodeId: nodeId)
         LoggingSystem.bootstrap { label in
