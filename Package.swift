@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 // Nebula: a distributed training cluster and data-science platform.
 // Layering (one way): C system module -> Swift wrapper in Core -> services (Coordinator/, Node/) -> executables.
 import PackageDescription
@@ -14,6 +14,13 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // REST API (Coordinator/CoordinatorKit/API): HTTP server, bcrypt, JWT, multipart, Prometheus text.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0", traits: []),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: C system modules (flags only) and shims (what Swift cannot import)
@@ -67,7 +74,13 @@ let package = Package(
         .target(name: "NebulaCoordinator",
                 dependencies: ["NebulaCommon", "NebulaRPC", "NebulaStore", "NebulaModel", "NebulaWire",
                                "NebulaDataset", "NebulaArchive", "NebulaHTTP", "NebulaScheduler",
-                               .product(name: "Logging", package: "swift-log")],
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "Hummingbird", package: "hummingbird"),
+                               .product(name: "HTTPTypes", package: "swift-http-types"),
+                               .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                               .product(name: "JWTKit", package: "jwt-kit"),
+                               .product(name: "MultipartKit", package: "multipart-kit"),
+                               .product(name: "Prometheus", package: "swift-prometheus")],
                 path: "Coordinator/CoordinatorKit"),
         .target(name: "NebulaScheduler", path: "Coordinator/Scheduler"),
         .executableTarget(name: "nebula-coordinator",

@@ -30,6 +30,8 @@ public struct CoordinatorConfiguration: Sendable {
     public var datasets = DatasetConfiguration()
     /// Scheduling and training jobs.
     public var jobs = JobConfiguration()
+    /// The REST API over HTTP.
+    public var api = APIConfiguration()
 
     public init(databaseURL: String, dataDirectory: String, joinToken: String, adminToken: String) {
         self.databaseURL = databaseURL
@@ -40,6 +42,7 @@ public struct CoordinatorConfiguration: Sendable {
 
     public func validate() throws {
         try detector.validate()
+        try api.validate()
         guard joinToken.count >= 8 else { throw ConfigurationError("the join token must have at least 8 characters") }
         guard adminToken.count >= 8 else { throw ConfigurationError("the admin token must have at least 8 characters") }
         guard joinToken != adminToken else {
@@ -60,11 +63,14 @@ public final class Coordinator: Sendable {
     public let datasets: DatasetService
     public let jobs: JobManager
     private let server: RPCServer
+    private let api: APIServer?
     private let tasks: [Task<Void, Never>]
     private let persistFeed: AsyncStream<[StoreRecord]>.Continuation
     private let logger: Logger
 
     public var port: Int { server.port }
+    /// The HTTP API's port (0 when it is off).
+    public var httpPort: Int { api?.port ?? 0 }
 
     /// Connects to the database (waiting for it), migrates, restores the registry, and starts serving.
     /// `bootstrapLogging` receives the sink for the coordinator's own log records so they can be stored.
@@ -114,6 +120,23 @@ public final class Coordinator: Sendable {
             logger: logger)
         try server.start()
 
+        var api: APIServer?
+        if configuration.api.listen != nil {
+            let services = APIServices(datasets: datasets, jobs: jobs, registry: registry, store: store, startedUnixMs: started,
+                                       version: NebulaVersion.string)
+            do {
+                let server = try await APIServer.make(configuration: configuration.api, services: services,
+                                                      databaseURL: configuration.databaseURL,
+                                                      dataDirectory: configuration.dataDirectory, logger: logger)
+                try await server.start()
+                api = server
+            } catch {
+                await server.shutdown(grace: .seconds(1))
+                await datasets.shutdown()
+                throw error
+            }
+        }
+
         let writer = store.writer
         let tick = configuration.tickInterval
         let tasks = [
@@ -128,17 +151,17 @@ public final class Coordinator: Sendable {
             },
         ]
         logger.info("coordinator started", metadata: [
-            "rpc.port": "\(server.port)", "data.dir": "\(configuration.dataDirectory)",
+            "rpc.port": "\(server.port)", "http.port": "\(api?.port ?? 0)", "data.dir": "\(configuration.dataDirectory)",
             "detector.heartbeat": "\(configuration.detector.heartbeatInterval)",
             "detector.suspect_after_missed": "\(configuration.detector.suspectAfterMissed)",
             "detector.down_after": "\(configuration.detector.downAfter)",
         ])
         return Coordinator(configuration: configuration, registry: registry, store: store, hub: hub, datasets: datasets,
-                           jobs: jobs, server: server, tasks: tasks, persistFeed: feedContinuation, logger: logger)
+                           jobs: jobs, server: server, api: api, tasks: tasks, persistFeed: feedContinuation, logger: logger)
     }
 
     private init(configuration: CoordinatorConfiguration, registry: NodeRegistry, store: CoordinatorStore, hub: LogHub,
-                 datasets: DatasetService, jobs: JobManager, server: RPCServer, tasks: [Task<Void, Never>], persistFeed: AsyncStream<[StoreRecord]>.Continuation,
+                 datasets: DatasetService, jobs: JobManager, server: RPCServer, api: APIServer?, tasks: [Task<Void, Never>], persistFeed: AsyncStream<[StoreRecord]>.Continuation,
                  logger: Logger) {
         self.configuration = configuration
         self.registry = registry
@@ -147,6 +170,7 @@ public final class Coordinator: Sendable {
         self.datasets = datasets
         self.jobs = jobs
         self.server = server
+        self.api = api
         self.tasks = tasks
         self.persistFeed = persistFeed
         self.logger = logger
@@ -155,6 +179,7 @@ public final class Coordinator: Sendable {
     /// Stops serving, then writes (or spools) everything still buffered.
     public func shutdown() async {
         logger.info("coordinator stopping")
+        await api?.shutdown()
         await server.shutdown(grace: .seconds(1))
         await datasets.shutdown()
         tasks[2].cancel()

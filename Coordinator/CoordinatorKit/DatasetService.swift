@@ -124,6 +124,47 @@ public actor DatasetService {
         return info
     }
 
+    /// Takes an upload that another front end (the HTTP API) already wrote to `staged` — a directory
+    /// holding the file `header.fileName` (or the directory of that name) — and converts it like a
+    /// gRPC upload. The staged directory is moved, not copied (same file system); on error it is removed.
+    func adoptUpload(staged: String, header: UploadHeader, owner: String) async throws -> DatasetInfo {
+        do {
+            try validate(header)
+        } catch {
+            try? FileManager.default.removeItem(atPath: staged)
+            throw error
+        }
+        let id = newDatasetId()
+        let name = header.name.isEmpty ? header.fileName : header.name
+        var info = DatasetInfo(datasetId: id, name: name, state: .uploading, kind: .pending, source: header.fileName,
+                               sourceBytes: header.totalBytes)
+        try await store.insert(info, owner: owner)
+        let uploadRoot = directory(of: id) + "/upload"
+        do {
+            try FileManager.default.createDirectory(atPath: directory(of: id), withIntermediateDirectories: true)
+            try FileManager.default.moveItem(atPath: staged, toPath: uploadRoot)
+        } catch {
+            try? FileManager.default.removeItem(atPath: staged)
+            try? FileManager.default.removeItem(atPath: directory(of: id))
+            _ = try? await store.delete(id)
+            throw error
+        }
+        info.state = .ingesting
+        try await store.update(info)
+        if let stored = try await store.get(id) { info = stored.info }
+        startConversion(id: id, info: info, input: .upload(uploadRoot, header))
+        logger.info("dataset uploaded over HTTP", metadata: ["dataset.id": "\(id)", "dataset.bytes": "\(header.totalBytes)"])
+        return info
+    }
+
+    /// The stored row (for the HTTP API's ownership checks and answers).
+    func row(_ id: String) async throws -> DatasetStore.Row? { try await store.get(id) }
+
+    /// Rows of one owner (nil: everyone's), newest first.
+    func rows(limit: Int, offset: Int, owner: String?) async throws -> (rows: [DatasetStore.Row], total: Int) {
+        try await store.list(limit: limit, offset: offset, owner: owner)
+    }
+
     nonisolated func validate(_ header: UploadHeader) throws {
         guard !header.fileName.isEmpty, !header.fileName.contains("/"), header.fileName != ".", header.fileName != ".." else {
             throw RPCStatus(.invalidArgument, "upload header: file name '\(header.fileName)' must be a plain file or directory name")

@@ -12,10 +12,12 @@ struct DatasetStore: Sendable {
         var path: String
         var profileJSON: String
         var reportJSON: String
+        /// User id of the API user who made it, or 'admin' (Note [Roles and tenancy]).
+        var owner: String
     }
 
     private static let columns = """
-        id, name, state, kind, source, source_bytes, stored_bytes, rows, columns, error, sha256, path,
+        id, name, owner, state, kind, source, source_bytes, stored_bytes, rows, columns, error, sha256, path,
         coalesce(profile::text, '') AS profile, coalesce(report::text, '') AS report,
         (extract(epoch FROM created_at) * 1000)::bigint AS created_ms,
         (extract(epoch FROM updated_at) * 1000)::bigint AS updated_ms
@@ -30,14 +32,14 @@ struct DatasetStore: Sendable {
             rows: UInt64(max(0, try r.int64("rows"))), columns: try r.int("columns"), error: try r.string("error"),
             createdUnixMs: try r.int64("created_ms"), updatedUnixMs: try r.int64("updated_ms"), sha256: try r.string("sha256"))
         return Row(info: info, path: try r.string("path"), profileJSON: try r.string("profile"),
-                   reportJSON: try r.string("report"))
+                   reportJSON: try r.string("report"), owner: try r.string("owner"))
     }
 
-    func insert(_ info: DatasetInfo) async throws {
+    func insert(_ info: DatasetInfo, owner: String = "admin") async throws {
         try await client.execute("""
-            INSERT INTO datasets (id, name, state, kind, source, source_bytes) VALUES ($1, $2, $3, $4, $5, $6)
+            INSERT INTO datasets (id, name, state, kind, source, source_bytes, owner) VALUES ($1, $2, $3, $4, $5, $6, $7)
             """, [text(info.datasetId), text(info.name), .text(info.state.rawValue), .text(info.kind.rawValue),
-                  text(info.source), int(info.sourceBytes)])
+                  text(info.source), int(info.sourceBytes), text(owner)])
     }
 
     /// Stores the outcome of ingest (or a state change); empty JSON leaves the column as it is.
@@ -57,11 +59,14 @@ struct DatasetStore: Sendable {
         try await client.query("SELECT \(Self.columns) FROM datasets WHERE id = $1", [text(id)]).map(Self.row).first
     }
 
-    func list(limit: Int, offset: Int) async throws -> (rows: [Row], total: Int) {
+    /// Newest first; `owner` nil lists everyone's.
+    func list(limit: Int, offset: Int, owner: String? = nil) async throws -> (rows: [Row], total: Int) {
         let (rows, total) = try await client.withConnection { conn in
-            (try conn.query("SELECT \(Self.columns) FROM datasets ORDER BY created_at DESC, id LIMIT $1 OFFSET $2",
-                            [PGValue(limit), PGValue(offset)]),
-             try conn.query("SELECT count(*) AS n FROM datasets"))
+            (try conn.query("""
+                SELECT \(Self.columns) FROM datasets WHERE ($3::text IS NULL OR owner = $3)
+                ORDER BY created_at DESC, id LIMIT $1 OFFSET $2
+                """, [PGValue(limit), PGValue(offset), PGValue(owner)]),
+             try conn.query("SELECT count(*) AS n FROM datasets WHERE ($1::text IS NULL OR owner = $1)", [PGValue(owner)]))
         }
         return (try rows.map(Self.row), try total.first?.int("n") ?? 0)
     }

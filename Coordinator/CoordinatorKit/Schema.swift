@@ -168,5 +168,55 @@ public enum CoordinatorSchema {
             );
             CREATE INDEX checkpoints_job ON checkpoints (job_id, step DESC);
             """),
+        Migration(version: 4, name: "users, sessions, refresh tokens, API request log", sql: """
+            CREATE TABLE users (
+                id             uuid PRIMARY KEY,
+                email          text NOT NULL,
+                name           text NOT NULL DEFAULT '',
+                role           text NOT NULL CHECK (role IN ('admin', 'member', 'viewer')),
+                password_hash  text NOT NULL,                -- bcrypt
+                created_at     timestamptz NOT NULL DEFAULT now(),
+                updated_at     timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE UNIQUE INDEX users_email ON users (lower(email));
+
+            -- A session is one sign-in: a family of refresh tokens, each exchanged once.
+            CREATE TABLE sessions (
+                id              uuid PRIMARY KEY,
+                user_id         uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                created_at      timestamptz NOT NULL DEFAULT now(),
+                last_used_at    timestamptz NOT NULL DEFAULT now(),
+                expires_at      timestamptz NOT NULL,
+                revoked_at      timestamptz,
+                revoked_reason  text NOT NULL DEFAULT '',
+                user_agent      text NOT NULL DEFAULT '',
+                ip              text NOT NULL DEFAULT ''
+            );
+            CREATE INDEX sessions_user ON sessions (user_id, created_at DESC);
+            CREATE INDEX sessions_revoked ON sessions (revoked_at) WHERE revoked_at IS NOT NULL;
+
+            CREATE TABLE refresh_tokens (
+                token_hash  text PRIMARY KEY,                 -- SHA-256 of the token; the token is never stored
+                session_id  uuid NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+                issued_at   timestamptz NOT NULL DEFAULT now(),
+                used_at     timestamptz
+            );
+            CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id);
+
+            CREATE TABLE api_requests (
+                time         timestamptz NOT NULL,
+                request_id   text NOT NULL,
+                method       text NOT NULL,
+                route        text NOT NULL,                   -- the route template, e.g. /api/datasets/{id}
+                status       integer NOT NULL,
+                duration_ms  double precision NOT NULL,
+                user_id      text NOT NULL DEFAULT '',
+                ip           text NOT NULL DEFAULT ''
+            );
+            CREATE INDEX api_requests_time ON api_requests (time DESC);
+            CREATE INDEX api_requests_route ON api_requests (route, time DESC);
+            CREATE INDEX jobs_user ON jobs (user_name, seq DESC);
+            CREATE INDEX datasets_owner ON datasets (owner, created_at DESC);
+            """),
     ]
 }

@@ -23,6 +23,11 @@ struct Serve: AsyncParsableCommand {
             Secrets come from files or the environment, never from logs: --join-token-file / NEBULA_JOIN_TOKEN,
             --admin-token-file / NEBULA_ADMIN_TOKEN. The database URL comes from --database-url or
             NEBULA_DATABASE_URL (e.g. postgresql://postgres@127.0.0.1:55432/nebula).
+
+            The REST API (--http-listen, default 0.0.0.0:8080) signs users in with passwords and JWTs. The first
+            admin comes from NEBULA_ADMIN_EMAIL and NEBULA_ADMIN_PASSWORD (or NEBULA_ADMIN_PASSWORD_FILE) when no
+            admin exists yet; the JWT key from --jwt-secret-file or NEBULA_JWT_SECRET (else one is made and kept
+            in the data directory).
             """)
 
     @Option(help: "gRPC listen address, host:port.") var listen = "0.0.0.0:7070"
@@ -42,6 +47,16 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Kaggle API base URL (default: https://www.kaggle.com, or $NEBULA_KAGGLE_URL).") var kaggleURL: String?
     @Option(help: "kaggle.json for Kaggle imports (default: $KAGGLE_USERNAME/$KAGGLE_KEY or ~/.kaggle/kaggle.json).")
     var kaggleCredentials: String?
+    @Option(help: "REST API listen address host:port, or 'off'.") var httpListen = "0.0.0.0:8080"
+    @Option(help: "File holding the JWT signing key, ≥ 32 bytes (default: $NEBULA_JWT_SECRET, else a key kept in the data dir).")
+    var jwtSecretFile: String?
+    @Option(help: "Access token lifetime, e.g. 15m.") var accessTokenTtl = "15m"
+    @Option(help: "Refresh token (session) lifetime, e.g. 30d or 720h.") var refreshTokenTtl = "720h"
+    @Option(help: "bcrypt cost for passwords (4–31).") var bcryptCost = 12
+    @Option(help: "Allowed CORS origin (repeatable), e.g. https://lab.example.org.") var corsOrigin: [String] = []
+    @Option(help: "Rate limit of a route group (repeatable): GROUP=N/min[:BURST] or GROUP=off; groups auth, read, write, upload.")
+    var rateLimit: [String] = []
+    @Flag(help: "Only admins create accounts (POST /api/users); POST /api/auth/register is refused.") var closedRegistration = false
 
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
@@ -96,6 +111,36 @@ struct Serve: AsyncParsableCommand {
         default: throw ValidationError("TLS needs both --tls-cert and --tls-key")
         }
 
+        if httpListen == "off" {
+            config.api.listen = nil
+        } else {
+            _ = try Self.validated(httpListen)
+            config.api.listen = httpListen
+        }
+        if let file = jwtSecretFile {
+            config.api.jwtSecret = Array(try readSecretFile(file, what: "--jwt-secret-file").utf8)
+        } else if let v = env["NEBULA_JWT_SECRET"], !v.isEmpty {
+            config.api.jwtSecret = Array(v.utf8)
+        }
+        config.api.accessTokenLifetime = try duration(accessTokenTtl, "--access-token-ttl")
+        config.api.refreshTokenLifetime = try duration(refreshTokenTtl.hasSuffix("d")
+            ? "\((Int(refreshTokenTtl.dropLast()) ?? -1) * 24)h" : refreshTokenTtl, "--refresh-token-ttl")
+        config.api.bcryptCost = bcryptCost
+        config.api.corsOrigins = corsOrigin
+        config.api.openRegistration = !closedRegistration
+        for spec in rateLimit { try config.api.rateLimits.set(spec) }
+        if let email = env["NEBULA_ADMIN_EMAIL"], !email.isEmpty {
+            let password: String
+            if let file = env["NEBULA_ADMIN_PASSWORD_FILE"], !file.isEmpty {
+                password = try readSecretFile(file, what: "NEBULA_ADMIN_PASSWORD_FILE")
+            } else if let p = env["NEBULA_ADMIN_PASSWORD"], !p.isEmpty {
+                password = p
+            } else {
+                throw ValidationError("NEBULA_ADMIN_EMAIL is set but no password: set NEBULA_ADMIN_PASSWORD or NEBULA_ADMIN_PASSWORD_FILE")
+            }
+            config.api.bootstrapAdmin = (email, password)
+        }
+
         let coordinator: Coordinator
         do {
             coordinator = try await Coordinator.start(config, logger: logger) { sink in sinkBox.sink = sink }
@@ -106,6 +151,15 @@ struct Serve: AsyncParsableCommand {
         let signal = await waitForTerminationSignal()
         logger.info("received signal, shutting down", metadata: ["signal": "\(signal)"])
         await coordinator.shutdown()
+    }
+}
+
+extension Serve {
+    static func validated(_ listen: String) throws -> String {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("--http-listen '\(listen)' must be HOST:PORT (e.g. 0.0.0.0:8080) or 'off'")
+        }
+        return listen
     }
 }
 
