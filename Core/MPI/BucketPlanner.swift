@@ -24,8 +24,8 @@ public struct GradientBucket: Sendable, Equatable, CustomStringConvertible {
 ///
 /// Note [Bucket order]: buckets are filled in *reverse* model order, as PyTorch's reducer does: the
 /// backward pass produces the last layers' gradients first, so a trainer that overlaps communication
-/// with backward can send bucket 0 while earlier layers still compute. The synchronous trainer here
-/// reduces after backward, but keeps the order so that such an overlap needs no new plan.
+/// with backward can send bucket 0 while earlier layers still compute (`FusionBuffer`'s Note
+/// [Overlapped reduction]; the blocking path reduces in the same order after backward).
 ///
 /// Note [Bucket cap]: the cap is hard: a bucket closes before a parameter that would take it past
 /// `capBytes`; a parameter larger than the cap travels alone in its own bucket (it is never split

@@ -35,6 +35,21 @@ public struct DataParallelEpochReport: Sendable, Equatable, CustomStringConverti
 /// trajectory of one `Trainer` at batch N·b over the same samples, up to float rounding; the MPI tests
 /// check that.
 ///
+/// With `rankBatchSizes` (Note [Per-rank batch sizes]) ranks take unequal parts: the global batch is
+/// B = Σ b_r, and rank r takes the slice [count·P_r / B, count·P_{r+1} / B) of a global batch of
+/// `count` samples, P_r = b_0 + … + b_{r−1}: exactly b_r samples of a full batch, and a share
+/// proportional to b_r of the last, shorter one. The averaging is weighted by sample counts (Note
+/// [Weighted average]), so the step is still the mean over the global batch, and the trajectory is one
+/// `Trainer`'s at batch B.
+///
+/// Note [Per-rank batch sizes]: a mixed placement gives the ranks on GPU nodes a larger local batch
+/// than those on CPU nodes (`nebula submit --gpu-batch-size`), so that a step takes about as long
+/// everywhere. Every rank must pass the same list (it fixes who takes which samples).
+///
+/// Overlap: by default (`overlap: true`) backward and the gradient allreduce overlap (Note [Overlapped
+/// reduction] in FusionBuffer.swift); `overlap: false` reduces after backward with blocking calls. Both
+/// give the same averages (up to the order of additions inside MPI); every rank must choose the same.
+///
 /// Drive it from one thread. With `MPIAllreduceBackend`, run the loop on the MPI thread
 /// (Note [Training on the MPI thread]). Every rank must call `step`/`trainEpoch` the same number of
 /// times (they are collective).
@@ -45,6 +60,10 @@ public final class DataParallelTrainer<L: Loss> where L.Target: BatchGatherable 
     public let backend: any AllreduceBackend
     public var options: TrainingOptions
     public let fusion: FusionBuffer
+    /// Whether backward overlaps the gradient allreduce.
+    public let overlap: Bool
+    /// Every rank's local batch size, or nil for `options.batchSize` everywhere (Note [Per-rank batch sizes]).
+    public let rankBatchSizes: [Int]?
     public private(set) var epochsCompleted = 0
     public private(set) var batchesCompleted = 0
     private var rng: SeededGenerator
@@ -53,17 +72,25 @@ public final class DataParallelTrainer<L: Loss> where L.Target: BatchGatherable 
     private var yBatch = L.Target.emptyBatch()
     private var gradient = Tensor(zeros: [0])
 
-    /// Broadcasts rank 0's parameter values to every rank (collective).
+    /// Broadcasts rank 0's parameter values to every rank (collective). `rankBatchSizes`, when given,
+    /// has one positive entry per rank and replaces `options.batchSize` (Note [Per-rank batch sizes]).
     public init(model: any Layer, loss: L, optimizer: any Optimizer, backend: any AllreduceBackend,
                 options: TrainingOptions = TrainingOptions(), bucketCapBytes: Int = defaultBucketCapBytes,
-                segmentBytes: Int? = defaultFusionSegmentBytes) throws {
+                segmentBytes: Int? = defaultFusionSegmentBytes, wire: FusionBuffer.WireFormat = .float32,
+                overlap: Bool = true, rankBatchSizes: [Int]? = nil) throws {
+        if let sizes = rankBatchSizes {
+            precondition(sizes.count == backend.size && sizes.allSatisfy { $0 > 0 },
+                         "rankBatchSizes needs one positive batch size per rank (\(backend.size)), got \(sizes)")
+        }
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
         self.backend = backend
         self.options = options
+        self.overlap = overlap
+        self.rankBatchSizes = rankBatchSizes
         rng = SeededGenerator(seed: options.seed)
-        fusion = FusionBuffer(for: optimizer.parameters, capBytes: bucketCapBytes, segmentBytes: segmentBytes)
+        fusion = FusionBuffer(for: optimizer.parameters, capBytes: bucketCapBytes, segmentBytes: segmentBytes, wire: wire)
         let all = model.parameters
         try FusionBuffer(for: all, capBytes: bucketCapBytes, segmentBytes: segmentBytes)
             .broadcastValues(all, root: 0, backend: backend)
@@ -97,13 +124,17 @@ public final class DataParallelTrainer<L: Loss> where L.Target: BatchGatherable 
         let clock = ContinuousClock()
         let start = clock.now
         let ranks = backend.size, rank = backend.rank
-        let global = options.batchSize * ranks
+        // P_r and P_{r+1} over B (Note [Global batch equivalence]); equal batches give r and r + 1 over size.
+        let sizes = rankBatchSizes ?? [Int](repeating: 1, count: ranks)
+        let global = rankBatchSizes.map { $0.reduce(0, +) } ?? options.batchSize * ranks
+        let weightTotal = sizes.reduce(0, +)
+        let below = sizes[..<rank].reduce(0, +), upTo = below + sizes[rank]
         var lossSum: Double = 0, samples = 0
         var first = 0
         while first < n {
             let count = min(global, n - first)
-            // This rank's slice of the global batch: [count·r/size, count·(r+1)/size).
-            let lo = first + count * rank / ranks, hi = first + count * (rank + 1) / ranks
+            // This rank's slice of the global batch: [count·P_r/B, count·P_{r+1}/B).
+            let lo = first + count * below / weightTotal, hi = first + count * upTo / weightTotal
             if let s = options.schedule, options.scheduleUnit == .batch {
                 optimizer.learningRate = s.learningRate(at: batchesCompleted)
             }
@@ -149,19 +180,37 @@ public final class DataParallelTrainer<L: Loss> where L.Target: BatchGatherable 
         optimizer.zeroGrad()
         let output = model.forward(xBatch, training: true)
         let value = loss.evaluate(output, yBatch, gradient: &gradient)
-        model.backwardParameters(gradient)
-        return try average(samples: samples, lossSum: Double(value) * Double(samples))
+        let lossSum = Double(value) * Double(samples)
+        let parameters = optimizer.parameters
+        let batch: GlobalBatch
+        if overlap {
+            // Note [Overlapped reduction]: buckets start while backward still runs.
+            try fusion.beginPass(parameters, samples: samples, lossSum: lossSum, backend: backend)
+            let fusion = self.fusion
+            model.backwardParameters(gradient) { fusion.gradientsReady($0) }
+            batch = try fusion.finishPass()
+        } else {
+            model.backwardParameters(gradient)
+            batch = try fusion.averageGradients(parameters, samples: samples, lossSum: lossSum, backend: backend)
+        }
+        return try apply(batch)
     }
 
-    /// A step to which this rank contributes no samples.
+    /// A step to which this rank contributes no samples (it still takes part in every reduction, in the
+    /// same form as the other ranks: blocking or non-blocking).
     private func update(samples: Int, lossSum: Double) throws -> GlobalBatch {
         optimizer.zeroGrad()
-        return try average(samples: samples, lossSum: lossSum)
+        let parameters = optimizer.parameters
+        if overlap {
+            try fusion.beginPass(parameters, samples: samples, lossSum: lossSum, backend: backend)
+            return try apply(try fusion.finishPass())
+        }
+        return try apply(try fusion.averageGradients(parameters, samples: samples, lossSum: lossSum, backend: backend))
     }
 
-    private func average(samples: Int, lossSum: Double) throws -> GlobalBatch {
+    /// Clipping and the optimizer step on the averaged gradients.
+    private func apply(_ batch: GlobalBatch) throws -> GlobalBatch {
         let parameters = optimizer.parameters
-        let batch = try fusion.averageGradients(parameters, samples: samples, lossSum: lossSum, backend: backend)
         guard batch.samples > 0 else { return batch }
         // Every rank holds the same averaged gradients here, so clipping and the step agree everywhere.
         if let c = options.clipNorm { clipGradientNorm(parameters, maxNorm: c) }

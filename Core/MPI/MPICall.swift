@@ -133,6 +133,48 @@ enum MPICall {
         try check(MPI_Wait(&request, nebula_mpi_status_ignore()), "MPI_Wait")
     }
 
+    // MARK: Float16 sum (Note [Float16 wire format] in FusionBuffer.swift)
+
+    /// The committed 2-byte datatype and the commutative Float16 sum, created on first use. Touched only
+    /// on the MPI thread (Note [One MPI thread]), and MPI lives once per process, so one static is
+    /// enough; MPI_Finalize frees both.
+    nonisolated(unsafe) private static var half: (type: MPI_Datatype, op: MPI_Op)?
+
+    static func halfSum() throws(MPIError) -> (MPI_Datatype, MPI_Op) {
+        if let half { return half }
+        var type: MPI_Datatype?
+        try check(MPI_Type_contiguous(2, nebula_mpi_byte(), &type), "MPI_Type_contiguous")
+        try check(MPI_Type_commit(&type), "MPI_Type_commit")
+        var op: MPI_Op?
+        try check(MPI_Op_create(halfSumFunction, 1, &op), "MPI_Op_create")
+        guard let type, let op else {
+            throw MPIError(code: .intern, message: "MPI returned no handle for the Float16 sum", call: "MPI_Op_create")
+        }
+        half = (type, op)
+        return (type, op)
+    }
+
+    /// inout[i] = Float16(Float(in[i]) + Float(inout[i])): each addition in Float32, rounded to Float16
+    /// once (what a Float16 add does, without depending on hardware half arithmetic).
+    private static let halfSumFunction: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?,
+                                                        UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<MPI_Datatype?>?) -> Void = {
+        input, inout_, length, _ in
+        guard let input, let inout_, let length else { return }
+        let n = Int(length.pointee)
+        let a = input.assumingMemoryBound(to: Float16.self), b = inout_.assumingMemoryBound(to: Float16.self)
+        var i = 0
+        while i + 8 <= n {
+            let x = SIMD8<Float>(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float16>.self))
+            let y = SIMD8<Float>(UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float16>.self))
+            UnsafeMutableRawPointer(b + i).storeBytes(of: SIMD8<Float16>(x + y), as: SIMD8<Float16>.self)
+            i += 8
+        }
+        while i < n {
+            b[i] = Float16(Float(a[i]) + Float(b[i]))
+            i += 1
+        }
+    }
+
     // MARK: Handles (macros over global structs in OpenMPI: from the shim)
 
     static func datatype(_ t: MPIDatatype) -> MPI_Datatype {

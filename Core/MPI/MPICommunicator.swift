@@ -77,6 +77,42 @@ public struct MPICommunicator {
         return MPIRequest(request)
     }
 
+    /// In place: every Float16 element becomes its sum over all ranks, added in Float16 by a
+    /// user-defined operator (Note [Float16 wire format] in FusionBuffer.swift). Buffers longer than an
+    /// MPI count go in several calls.
+    public func allreduceHalfSum(_ buffer: UnsafeMutableBufferPointer<Float16>) throws(MPIError) {
+        assertThread()
+        let (type, op) = try MPICall.halfSum()
+        var offset = 0
+        repeat {
+            let n = min(buffer.count - offset, MPICall.maxCount)
+            try MPICall.allreduce(buffer.baseAddress.map { UnsafeMutableRawPointer($0 + offset) }, count: n, type, op, comm)
+            offset += n
+        } while offset < buffer.count
+    }
+
+    /// Starts an in-place Float32 sum and returns the raw request (for `MPIPendingAllreduce`).
+    func startAllreduceHandle(_ buffer: UnsafeMutableBufferPointer<Float>) throws(MPIError) -> MPI_Request {
+        assertThread()
+        try Self.checkCount(buffer.count)
+        return try MPICall.iallreduce(buffer.baseAddress.map(UnsafeMutableRawPointer.init), count: buffer.count,
+                                      MPICall.datatype(.float32), MPICall.op(.sum), comm)
+    }
+
+    /// Starts an in-place Float16 sum and returns the raw request (for `MPIPendingAllreduce`).
+    func startAllreduceHandle(_ buffer: UnsafeMutableBufferPointer<Float16>) throws(MPIError) -> MPI_Request {
+        assertThread()
+        try Self.checkCount(buffer.count)
+        let (type, op) = try MPICall.halfSum()
+        return try MPICall.iallreduce(buffer.baseAddress.map(UnsafeMutableRawPointer.init), count: buffer.count, type, op, comm)
+    }
+
+    private static func checkCount(_ count: Int) throws(MPIError) {
+        guard count <= MPICall.maxCount else {
+            throw MPIError(code: .invalidArgument, message: "\(count) elements exceed an MPI count", call: "MPI_Iallreduce")
+        }
+    }
+
     /// Seconds since an arbitrary time in the past (`MPI_Wtime`).
     public func wallTime() -> Double { MPICall.wtime() }
 }

@@ -52,7 +52,10 @@ final class LoopTelemetry: Sendable {
     }
 }
 
-/// Measures the time a rank spends in allreduce (the figure `nebula job show` reports per rank).
+/// Measures the time a rank spends in allreduce (the figure `nebula job show` reports per rank): the
+/// blocking calls, and for non-blocking ones the time spent starting, testing and waiting (what the
+/// rank could not overlap with backward). Forwards every operation (AllreduceBackend's defaults would
+/// silently lose the overlap and the Float16 sum).
 final class TimedBackend: AllreduceBackend {
     let inner: any AllreduceBackend
     private(set) var seconds = 0.0
@@ -63,13 +66,37 @@ final class TimedBackend: AllreduceBackend {
     var rank: Int { inner.rank }
     var size: Int { inner.size }
 
-    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+    func timed<T>(_ body: () throws -> T) rethrows -> T {
         let start = clock.now
         defer {
             let d = clock.now - start
             seconds += Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
         }
-        try inner.allreduceSum(buffer)
+        return try body()
+    }
+
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws { try timed { try inner.allreduceSum(buffer) } }
+
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float16>) throws { try timed { try inner.allreduceSum(buffer) } }
+
+    func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> any PendingAllreduce {
+        TimedRequest(try timed { try inner.startAllreduceSum(buffer) }, self)
+    }
+
+    func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float16>) throws -> any PendingAllreduce {
+        TimedRequest(try timed { try inner.startAllreduceSum(buffer) }, self)
+    }
+
+    /// A request whose tests and waits count as allreduce time.
+    final class TimedRequest: PendingAllreduce {
+        let inner: any PendingAllreduce
+        let owner: TimedBackend
+        init(_ inner: any PendingAllreduce, _ owner: TimedBackend) {
+            self.inner = inner
+            self.owner = owner
+        }
+        func test() throws -> Bool { try owner.timed { try inner.test() } }
+        func wait() throws { try owner.timed { try inner.wait() } }
     }
 
     func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws { try inner.broadcast(buffer, root: root) }

@@ -28,15 +28,17 @@ enum Equivalence {
     struct Outcome: Sendable {
         var parameters: [Float]
         var losses: [Float]
+        /// Of the last step (data-parallel runs only): segments started during backward.
+        var segmentsStartedEarly = 0
     }
 
-    /// One process, batch = ranks × perRankBatch.
-    static func reference(ranks: Int, _ kind: OptimizerKind) -> Outcome {
+    /// One process, batch = ranks × perRankBatch (or `batch`).
+    static func reference(ranks: Int, _ kind: OptimizerKind, batch: Int? = nil) -> Outcome {
         let (x, y) = data()
         let model = MLP(inputs: 10, hidden: [16, 12], outputs: 3, seed: 1).build()
         let (opt, lr) = optimizer(kind, model.parameters)
         let trainer = Trainer(model: model, loss: CrossEntropyLoss(), optimizer: opt,
-                              options: options(batch: ranks * perRankBatch, lr: lr))
+                              options: options(batch: batch ?? ranks * perRankBatch, lr: lr))
         let reports = trainer.fit(x, y)
         return Outcome(parameters: model.parameters.flatMap(\.value.storage), losses: reports.map(\.loss))
     }
@@ -44,16 +46,19 @@ enum Equivalence {
     /// This rank's part of the data-parallel run. Ranks other than 0 initialise differently on purpose:
     /// the trainer's broadcast must make them start from rank 0's parameters.
     static func distributed(_ backend: some AllreduceBackend, _ kind: OptimizerKind, capBytes: Int = defaultBucketCapBytes,
-                            segmentBytes: Int? = defaultFusionSegmentBytes) throws -> Outcome {
+                            segmentBytes: Int? = defaultFusionSegmentBytes, overlap: Bool = true,
+                            wire: FusionBuffer.WireFormat = .float32, rankBatchSizes: [Int]? = nil) throws -> Outcome {
         let (x, y) = data()
         let model = MLP(inputs: 10, hidden: [16, 12], outputs: 3, seed: 1 + UInt64(backend.rank)).build()
         let (opt, lr) = optimizer(kind, model.parameters)
         let trainer = try DataParallelTrainer(model: model, loss: CrossEntropyLoss(), optimizer: opt, backend: backend,
                                               options: options(batch: perRankBatch, lr: lr), bucketCapBytes: capBytes,
-                                              segmentBytes: segmentBytes)
+                                              segmentBytes: segmentBytes, wire: wire, overlap: overlap,
+                                              rankBatchSizes: rankBatchSizes)
         let reports = try trainer.fit(x, y)
         precondition(reports.allSatisfy { $0.samples == rows })
-        return Outcome(parameters: model.parameters.flatMap(\.value.storage), losses: reports.map(\.loss))
+        return Outcome(parameters: model.parameters.flatMap(\.value.storage), losses: reports.map(\.loss),
+                       segmentsStartedEarly: trainer.fusion.segmentsStartedEarly)
     }
 
     /// The largest |a − b| / max(|b|, 1) (a relative error that does not blow up near zero).

@@ -63,13 +63,22 @@ extension MPIWorldTests {
             #expect(worst < 1e-6)
         }
 
-        /// Note [Global batch equivalence]: N ranks at batch b end where one process at batch N·b ends.
-        @Test(arguments: Equivalence.OptimizerKind.allCases)
-        func mlpMatchesTheSingleProcessGlobalBatch(kind: Equivalence.OptimizerKind) async throws {
+        /// Note [Global batch equivalence]: N ranks at batch b end where one process at batch N·b ends,
+        /// with backward overlapping non-blocking bucket allreduces (Note [Overlapped reduction]; small
+        /// buckets and segments, so several are in flight) and with blocking reduction after backward.
+        @Test(arguments: Equivalence.OptimizerKind.allCases, [true, false])
+        func mlpMatchesTheSingleProcessGlobalBatch(kind: Equivalence.OptimizerKind, overlap: Bool) async throws {
             try await TestWorld.enter()
             let size = mpi.size
             let reference = Equivalence.reference(ranks: size, kind)
-            let mine = try await mpi.run { _ in try Equivalence.distributed(MPIAllreduceBackend(TestWorld.mpi), kind) }
+            let mine = try await mpi.run { _ in
+                try Equivalence.distributed(MPIAllreduceBackend(TestWorld.mpi), kind, capBytes: 512, segmentBytes: 256,
+                                            overlap: overlap)
+            }
+            if overlap && size > 1 {
+                // The output layer's buckets went out while the first layer's backward still had to run.
+                #expect(mine.segmentsStartedEarly > 0, "no allreduce started during backward")
+            }
             if size == 1 {
                 #expect(mine.parameters == reference.parameters)
                 #expect(mine.losses == reference.losses)
@@ -82,14 +91,86 @@ extension MPIWorldTests {
             #expect(try await mpi.allreduce(mine.parameters.map { -$0 }, op: .max) == mine.parameters.map { -$0 })
         }
 
-        /// The same from a training loop on its own thread: every allreduce hops to the MPI thread.
-        @Test func mlpFromAPlainThread() async throws {
+        /// The same from a training loop on its own thread: every allreduce, test and wait hops to the
+        /// MPI thread.
+        @Test(arguments: [true, false])
+        func mlpFromAPlainThread(overlap: Bool) async throws {
             try await TestWorld.enter()
             let reference = Equivalence.reference(ranks: mpi.size, .adam)
             let mine = try await onPlainThread(name: "trainer") {
-                try Equivalence.distributed(MPIAllreduceBackend(TestWorld.mpi), .adam, capBytes: 1024, segmentBytes: 300)
+                try Equivalence.distributed(MPIAllreduceBackend(TestWorld.mpi), .adam, capBytes: 1024, segmentBytes: 300,
+                                            overlap: overlap)
             }
             #expect(Equivalence.maxError(mine.parameters, reference.parameters) < 1e-5)
+        }
+
+        /// Note [Float16 wire format] over MPI's user-defined Float16 sum: the weighted average of
+        /// gradients that are not Float16 numbers comes back within Float16 rounding, blocking and
+        /// overlapped, the same on every rank; counts and loss exact.
+        @Test(arguments: [false, true])
+        func float16WeightedAverage(overlap: Bool) async throws {
+            try await TestWorld.enter()
+            let sizes = FusionBufferTests.sizes
+            let (total, grads) = try await mpi.run { comm in
+                let params = FusionBufferTests.parameters(sizes, rank: comm.rank)
+                for p in params { p.grad = Tensor(shape: p.grad.shape, storage: p.grad.storage.map { $0 + FusionBufferTests.third }) }
+                let fusion = FusionBuffer(for: params, capBytes: 256, segmentBytes: 36, wire: .float16)
+                let backend = MPIAllreduceBackend(TestWorld.mpi)
+                let total: GlobalBatch
+                if overlap {
+                    try fusion.beginPass(params, samples: 3 + 2 * comm.rank, lossSum: 1.5, backend: backend)
+                    for p in params.reversed() { fusion.gradientsReady([p]) }
+                    total = try fusion.finishPass()
+                } else {
+                    total = try fusion.averageGradients(params, samples: 3 + 2 * comm.rank, lossSum: 1.5, backend: backend)
+                }
+                return (total, params.flatMap(\.grad.storage))
+            }
+            let counts = (0..<mpi.size).map { 3 + 2 * $0 }
+            #expect(total.samples == counts.reduce(0, +))
+            #expect(total.lossSum == 1.5 * Double(mpi.size))
+            let want = FusionBufferTests.expected(sizes, counts: counts).flatMap { $0 }.map { $0 + Double(FusionBufferTests.third) }
+            let worst = zip(grads, want).reduce(0.0) { max($0, abs(Double($1.0) - $1.1)) }
+            if mpi.size == 1 {
+                #expect(worst < 1e-6)  // Note [World of one]: nothing travels, nothing is rounded
+            } else {
+                #expect(worst <= Double(mpi.size) * 0x1p-11 * 6, "largest error \(worst)")
+                #expect(worst > 1e-6, "Float16 wire gave Float32-exact results: were halves sent?")
+            }
+            #expect(try await mpi.allreduce(grads, op: .max) == grads)
+            #expect(try await mpi.allreduce(grads.map { -$0 }, op: .max) == grads.map { -$0 })
+        }
+
+        /// A whole training run with the Float16 wire ends close to the Float32 trajectory (Float16
+        /// tolerance, accumulated over 3 epochs of steps), and the replicas stay identical.
+        @Test func mlpWithFloat16WireStaysCloseToFloat32() async throws {
+            try await TestWorld.enter()
+            let reference = Equivalence.reference(ranks: mpi.size, .adam)
+            let mine = try await mpi.run { _ in
+                try Equivalence.distributed(MPIAllreduceBackend(TestWorld.mpi), .adam, capBytes: 512, segmentBytes: 256,
+                                            wire: .float16)
+            }
+            let err = Equivalence.maxError(mine.parameters, reference.parameters)
+            #expect(err < 2e-2, "rank \(mpi.rank): Float16 wire drifted \(err) from the Float32 trajectory")
+            #expect(Equivalence.maxError(mine.losses, reference.losses) < 1e-2, "\(mine.losses) vs \(reference.losses)")
+            #expect(try await mpi.allreduce(mine.parameters, op: .max) == mine.parameters)
+        }
+
+        /// Note [Per-rank batch sizes]: rank r takes 4·(r + 1) samples per step (unequal local
+        /// batches); the run follows one process at batch Σ 4·(r + 1), overlapped and blocking.
+        @Test(arguments: [true, false])
+        func unequalLocalBatchesMatchTheSummedBatch(overlap: Bool) async throws {
+            try await TestWorld.enter()
+            let batches = (0..<mpi.size).map { 4 * ($0 + 1) }
+            let reference = Equivalence.reference(ranks: mpi.size, .sgdMomentum, batch: batches.reduce(0, +))
+            let mine = try await mpi.run { _ in
+                try Equivalence.distributed(MPIAllreduceBackend(TestWorld.mpi), .sgdMomentum, capBytes: 512, segmentBytes: 256,
+                                            overlap: overlap, rankBatchSizes: batches)
+            }
+            let err = Equivalence.maxError(mine.parameters, reference.parameters)
+            #expect(err < 1e-5, "rank \(mpi.rank): parameters differ from one process at batch \(batches.reduce(0, +)) by \(err)")
+            #expect(Equivalence.maxError(mine.losses, reference.losses) < 1e-5, "\(mine.losses) vs \(reference.losses)")
+            #expect(try await mpi.allreduce(mine.parameters, op: .max) == mine.parameters)
         }
     }
 }

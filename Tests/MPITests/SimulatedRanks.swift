@@ -70,6 +70,19 @@ struct SimulatedBackend: AllreduceBackend {
     func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) {
         group.exchange(rank: rank, buffer) { $0[root] }
     }
+
+    /// Float16 sum in rank order, each addition rounded to Float16 (as the MPI operator does).
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float16>) {
+        var wide = buffer.map { Float($0) }
+        wide.withUnsafeMutableBufferPointer { w in
+            group.exchange(rank: rank, w) { all in
+                var r = all[0]
+                for other in all.dropFirst() { for i in r.indices { r[i] = Float(Float16(r[i] + other[i])) } }
+                return r
+            }
+        }
+        for i in buffer.indices { buffer[i] = Float16(wide[i]) }
+    }
 }
 
 final class Results<T>: @unchecked Sendable {
