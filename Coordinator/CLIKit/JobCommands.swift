@@ -26,7 +26,9 @@ struct Submit: AsyncParsableCommand {
     @Option(help: "Node labels that must match, e.g. rack=a,zone=1.") var labels: String?
     @Option(help: "Higher runs first.") var priority = 0
     @Option(help: "Epochs.") var epochs = 20
-    @Option(help: "Batch size per rank.") var batchSize = 64
+    @Option(help: "Batch size per rank (on CPU nodes when --gpu-batch-size is given).") var batchSize = 64
+    @Option(help: "Batch size of ranks on nodes with GPUs (mixed placements; default: --batch-size everywhere).")
+    var gpuBatchSize: Int?
     @Option(help: "Learning rate (default: 0.001 for mlp with Adam, 0.1 for gbdt).") var lr: Double?
     @Option(help: "Seed (shuffles, initialisation, shards).") var seed: UInt64 = 0
     @Option(help: "Restarts allowed after failures.") var maxRestarts = 3
@@ -35,6 +37,9 @@ struct Submit: AsyncParsableCommand {
     @Option(help: "Task instead of the detected one: binary, multiclass or regression.") var task: String?
     @Option(help: "Gradient fusion bucket cap in MB.") var bucketCapMb = 25
     @Option(help: "Abort when a rank has not entered the next collective for this many seconds.") var stallTimeout = 120
+    @Flag(help: "Send gradients as Float16 (half the bytes; about 3 significant digits per element).")
+    var fp16Allreduce = false
+    @Flag(help: "Reduce gradients after the backward pass instead of overlapping the two.") var noOverlap = false
     @Option(help: "Job name.") var name: String?
     @OptionGroup var connection: ConnectionOptions
     @Flag(help: "Print the job as JSON.") var json = false
@@ -43,7 +48,8 @@ struct Submit: AsyncParsableCommand {
         if nodes != nil && (minNodes != nil || maxNodes != nil) {
             throw ValidationError("use either --nodes or --min-nodes/--max-nodes")
         }
-        for (flag, value) in [("--nodes", nodes), ("--min-nodes", minNodes), ("--max-nodes", maxNodes)] {
+        for (flag, value) in [("--nodes", nodes), ("--min-nodes", minNodes), ("--max-nodes", maxNodes),
+                              ("--gpu-batch-size", gpuBatchSize)] {
             if let value, value < 1 { throw ValidationError("\(flag) must be at least 1, got \(value)") }
         }
     }
@@ -56,7 +62,8 @@ struct Submit: AsyncParsableCommand {
                            maxNodes: nodes ?? maxNodes ?? minimum, gpusPerNode: gpusPerNode, labels: labelMap, priority: priority,
                            epochs: epochs, batchSize: batchSize, learningRate: lr ?? 0, seed: seed, maxRestarts: maxRestarts,
                            checkpointEvery: checkpointEvery, holdoutFraction: holdout ?? 0, task: task ?? "",
-                           bucketCapMB: bucketCapMb, stallTimeoutSeconds: stallTimeout)
+                           bucketCapMB: bucketCapMb, fp16Allreduce: fp16Allreduce, stallTimeoutSeconds: stallTimeout,
+                           gpuBatchSize: gpuBatchSize ?? 0, noOverlap: noOverlap)
         try await withCoordinator(connection) { channel, _ in
             let info = try await channel.unary(JobServicePath.submitJob, spec, as: JobInfo.self, timeout: .seconds(600))
             if json {

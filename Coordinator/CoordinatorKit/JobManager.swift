@@ -146,6 +146,13 @@ public actor JobManager {
             throw bad("--task", "use binary, multiclass or regression")
         }
         guard spec.bucketCapMB >= 0, spec.bucketCapMB <= 1024 else { throw bad("--bucket-cap-mb", "must be between 1 and 1024") }
+        guard spec.gpuBatchSize >= 0, spec.gpuBatchSize <= 1 << 20 else {
+            throw bad("--gpu-batch-size", "must be between 1 and 1048576 (or 0: --batch-size on every node)")
+        }
+        if spec.model == "gbdt" {
+            if spec.gpuBatchSize > 0 { throw bad("--gpu-batch-size", "gbdt jobs train on whole shards, not batches: drop it") }
+            if spec.fp16Allreduce { throw bad("--fp16-allreduce", "gbdt jobs sum histograms exactly in Float64: drop it") }
+        }
     }
 
     /// AutoGluon's holdout rule: n < 5000 → max(0.1, min(0.2, 500/n)); else max(0.01, min(0.1, 2500/n)).
@@ -262,6 +269,12 @@ public actor JobManager {
         }
         var plan = JobPlan(spec: job.spec, attempt: job.attempt, task: job.plan.task, classes: job.plan.classes, shard: shard,
                            shardCount: manifest.count, schemaJSON: job.plan.schemaJSON)
+        if job.spec.gpuBatchSize > 0 {
+            // one rank per node, in placement order (Note [Per-rank batch sizes])
+            var gpus: [Int] = []
+            for node in job.nodes { gpus.append(await registry.info(node)?.resources.gpus.count ?? 0) }
+            plan.rankBatchSizes = job.spec.rankBatchSizes(gpusPerRank: gpus)
+        }
         if let checkpoint = try await store.latestCheckpoint(job.id) {
             plan.resumeCheckpointId = checkpoint.id
             plan.resumeBytes = checkpoint.bytes

@@ -23,12 +23,18 @@ public struct JobSpec: Sendable, Hashable, Codable {
     public var fp16Allreduce: Bool
     public var user: String
     public var stallTimeoutSeconds: Int
+    /// The local batch of ranks on nodes with GPUs; 0: `batchSize` everywhere (Note [Per-rank batch
+    /// sizes] in DataParallelTrainer.swift).
+    public var gpuBatchSize: Int
+    /// Reduce gradients after backward instead of overlapping the two (Note [Overlapped reduction]).
+    public var noOverlap: Bool
 
     public init(name: String = "", datasetId: String, target: String, model: String = "mlp", minNodes: Int = 1,
                 maxNodes: Int = 1, gpusPerNode: Int = 0, labels: [String: String] = [:], priority: Int = 0, epochs: Int = 10,
                 batchSize: Int = 64, learningRate: Double = 1e-3, seed: UInt64 = 0, maxRestarts: Int = 3,
                 checkpointEvery: Int = 0, holdoutFraction: Double = 0, task: String = "", bucketCapMB: Int = 25,
-                fp16Allreduce: Bool = false, user: String = "", stallTimeoutSeconds: Int = 120) {
+                fp16Allreduce: Bool = false, user: String = "", stallTimeoutSeconds: Int = 120, gpuBatchSize: Int = 0,
+                noOverlap: Bool = false) {
         self.name = name
         self.datasetId = datasetId
         self.target = target
@@ -50,6 +56,39 @@ public struct JobSpec: Sendable, Hashable, Codable {
         self.fp16Allreduce = fp16Allreduce
         self.user = user
         self.stallTimeoutSeconds = stallTimeoutSeconds
+        self.gpuBatchSize = gpuBatchSize
+        self.noOverlap = noOverlap
+    }
+
+    /// The local batch of a rank on a node with `gpus` GPUs.
+    public func localBatchSize(gpus: Int) -> Int { gpus > 0 && gpuBatchSize > 0 ? gpuBatchSize : batchSize }
+
+    /// Every rank's local batch for ranks on nodes with these GPU counts (rank order); empty when the
+    /// job sets no GPU batch size (then every rank takes `batchSize`).
+    public func rankBatchSizes(gpusPerRank: [Int]) -> [Int] {
+        gpuBatchSize > 0 ? gpusPerRank.map { localBatchSize(gpus: $0) } : []
+    }
+}
+
+extension JobSpec {
+    /// Decodes specs stored before `gpuBatchSize` and `noOverlap` existed (they default to 0 and false).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), datasetId: try c.decode(String.self, forKey: .datasetId),
+                  target: try c.decode(String.self, forKey: .target), model: try c.decode(String.self, forKey: .model),
+                  minNodes: try c.decode(Int.self, forKey: .minNodes), maxNodes: try c.decode(Int.self, forKey: .maxNodes),
+                  gpusPerNode: try c.decode(Int.self, forKey: .gpusPerNode),
+                  labels: try c.decode([String: String].self, forKey: .labels), priority: try c.decode(Int.self, forKey: .priority),
+                  epochs: try c.decode(Int.self, forKey: .epochs), batchSize: try c.decode(Int.self, forKey: .batchSize),
+                  learningRate: try c.decode(Double.self, forKey: .learningRate), seed: try c.decode(UInt64.self, forKey: .seed),
+                  maxRestarts: try c.decode(Int.self, forKey: .maxRestarts),
+                  checkpointEvery: try c.decode(Int.self, forKey: .checkpointEvery),
+                  holdoutFraction: try c.decode(Double.self, forKey: .holdoutFraction), task: try c.decode(String.self, forKey: .task),
+                  bucketCapMB: try c.decode(Int.self, forKey: .bucketCapMB),
+                  fp16Allreduce: try c.decode(Bool.self, forKey: .fp16Allreduce), user: try c.decode(String.self, forKey: .user),
+                  stallTimeoutSeconds: try c.decode(Int.self, forKey: .stallTimeoutSeconds),
+                  gpuBatchSize: try c.decodeIfPresent(Int.self, forKey: .gpuBatchSize) ?? 0,
+                  noOverlap: try c.decodeIfPresent(Bool.self, forKey: .noOverlap) ?? false)
     }
 }
 
@@ -205,9 +244,12 @@ public struct JobPlan: Sendable, Hashable {
     public var resumeCheckpointId: String
     public var resumeBytes: UInt64
     public var resumeSHA256: String
+    /// Every rank's local batch in rank order (empty: `spec.batchSize` everywhere).
+    public var rankBatchSizes: [Int]
 
     public init(spec: JobSpec, attempt: Int, task: String, classes: [String], shard: ShardEntry, shardCount: Int,
-                schemaJSON: String, resumeCheckpointId: String = "", resumeBytes: UInt64 = 0, resumeSHA256: String = "") {
+                schemaJSON: String, resumeCheckpointId: String = "", resumeBytes: UInt64 = 0, resumeSHA256: String = "",
+                rankBatchSizes: [Int] = []) {
         self.spec = spec
         self.attempt = attempt
         self.task = task
@@ -218,6 +260,7 @@ public struct JobPlan: Sendable, Hashable {
         self.resumeCheckpointId = resumeCheckpointId
         self.resumeBytes = resumeBytes
         self.resumeSHA256 = resumeSHA256
+        self.rankBatchSizes = rankBatchSizes
     }
 }
 

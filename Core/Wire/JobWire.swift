@@ -25,7 +25,8 @@ extension JobSpec: RPCMessage {
                   priority: Int(c.priority), epochs: Int(c.epochs), batchSize: Int(c.batch_size), learningRate: c.learning_rate,
                   seed: c.seed, maxRestarts: Int(c.max_restarts), checkpointEvery: Int(c.checkpoint_every),
                   holdoutFraction: c.holdout_fraction, task: str(c.task), bucketCapMB: Int(c.bucket_cap_mb),
-                  fp16Allreduce: c.fp16_allreduce != 0, user: str(c.user), stallTimeoutSeconds: Int(c.stall_timeout_seconds))
+                  fp16Allreduce: c.fp16_allreduce != 0, user: str(c.user), stallTimeoutSeconds: Int(c.stall_timeout_seconds),
+                  gpuBatchSize: Int(c.gpu_batch_size), noOverlap: c.no_overlap != 0)
     }
 
     func c(in arena: Arena) -> UnsafeMutablePointer<Nebula__V1__JobSpec> {
@@ -58,6 +59,8 @@ extension JobSpec: RPCMessage {
         m.pointee.fp16_allreduce = fp16Allreduce ? 1 : 0
         m.pointee.user = arena.string(user)
         m.pointee.stall_timeout_seconds = UInt32(clamping: stallTimeoutSeconds)
+        m.pointee.gpu_batch_size = UInt32(clamping: gpuBatchSize)
+        m.pointee.no_overlap = noOverlap ? 1 : 0
         return m
     }
 
@@ -308,7 +311,8 @@ extension JobPlan: RPCMessage {
                                              sha256: try required(str(shard.sha256), "ShardEntry", "sha256")),
                            shardCount: Int(c.shard_count), schemaJSON: str(c.schema_json),
                            resumeCheckpointId: str(c.resume_checkpoint_id), resumeBytes: c.resume_bytes,
-                           resumeSHA256: str(c.resume_sha256))
+                           resumeSHA256: str(c.resume_sha256),
+                           rankBatchSizes: (0..<c.n_rank_batch_sizes).map { Int(c.rank_batch_sizes[$0]) })
         }
     }
 
@@ -332,6 +336,8 @@ extension JobPlan: RPCMessage {
             m.pointee.resume_checkpoint_id = arena.string(resumeCheckpointId)
             m.pointee.resume_bytes = resumeBytes
             m.pointee.resume_sha256 = arena.string(resumeSHA256)
+            m.pointee.n_rank_batch_sizes = rankBatchSizes.count
+            m.pointee.rank_batch_sizes = arena.values(rankBatchSizes.map { UInt32(clamping: $0) })
         }
     }
 }

@@ -50,6 +50,16 @@ final class Arena {
         return ProtobufCBinaryData(len: b.count, data: raw.assumingMemoryBound(to: UInt8.self))
     }
 
+    /// A C copy of scalars for a repeated scalar field.
+    func values<T: BitwiseCopyable>(_ items: [T]) -> UnsafeMutablePointer<T>? {
+        guard !items.isEmpty else { return nil }
+        let raw = calloc(items.count, MemoryLayout<T>.stride)!
+        allocations.append(raw)
+        let p = raw.bindMemory(to: T.self, capacity: items.count)
+        for (i, item) in items.enumerated() { p[i] = item }
+        return p
+    }
+
     /// A zeroed C message initialised by its generated `__init`.
     func message<C>(_ initialise: (UnsafeMutablePointer<C>?) -> Void) -> UnsafeMutablePointer<C> {
         let raw = calloc(1, MemoryLayout<C>.stride)!

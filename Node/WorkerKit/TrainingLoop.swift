@@ -9,9 +9,14 @@ import Synchronization
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // Every rank must enter the same number of collectives. Shards differ in size by at most one row
 // (Note [Shard assignment]), and the holdout taken from each may differ a little more, so the ranks
-// agree on the step count of an epoch first: ceil(max local rows / batch), by an allreduce-max. A rank
-// that runs out of rows in the last steps contributes an empty batch; the gradient average is
-// weighted by sample counts (Note [Weighted average]), so an empty contribution changes nothing.
+// agree on the step count of an epoch first: max over ranks of ceil(local rows / local batch), by an
+// allreduce-max. A rank that runs out of rows in the last steps contributes an empty batch; the
+// gradient average is weighted by sample counts (Note [Weighted average]), so an empty contribution
+// changes nothing. With per-rank batch sizes (--gpu-batch-size) the shards are still equal in size, so
+// a rank with a larger batch finishes its shard in fewer steps and then contributes empty batches until
+// the epoch ends. Every row is still seen once per epoch and every step is exact, but the GPU rank's
+// extra capacity is not used for the rest of the epoch: shards proportional to the local batches
+// would be needed for that (not done yet).
 // Each rank shuffles its own rows per epoch with seed ^ epoch ^ rank.
 //
 // Note [Resuming from a checkpoint]
@@ -132,6 +137,11 @@ struct TrainingLoop {
 
     var hidden: [Int] { [256, 256] }
 
+    /// This rank's local batch (Note [Per-rank batch sizes] in DataParallelTrainer.swift).
+    var localBatch: Int {
+        plan.rankBatchSizes.indices.contains(rank) ? plan.rankBatchSizes[rank] : plan.spec.batchSize
+    }
+
     func run(_ mpi: any AllreduceBackend, _ comm: MPICommunicator) throws -> LoopOutcome {
         let backend = TimedBackend(mpi)
         let shard = try ColumnarDataset(path: shardPath)
@@ -162,19 +172,23 @@ struct TrainingLoop {
             step = UInt64(checkpoint.progress.step)
             log("resumed from checkpoint \(plan.resumeCheckpointId) (step \(step), epoch \(startEpoch), world size \(checkpoint.progress.worldSize) → \(size))")
         }
-        let options = TrainingOptions(epochs: plan.spec.epochs, batchSize: plan.spec.batchSize, seed: plan.spec.seed)
+        let options = TrainingOptions(epochs: plan.spec.epochs, batchSize: localBatch, seed: plan.spec.seed)
         let cap = max(1, plan.spec.bucketCapMB) << 20
+        let wire: FusionBuffer.WireFormat = plan.spec.fp16Allreduce ? .float16 : .float32
+        let overlap = !plan.spec.noOverlap
 
         if classification {
             let y = try schema.classIndices(shard, rows: trainRows)
             let trainer = try DataParallelTrainer(model: network, loss: CrossEntropyLoss(), optimizer: optimizer, backend: backend,
-                                                  options: options, bucketCapBytes: cap)
+                                                  options: options, bucketCapBytes: cap, wire: wire,
+                                                  overlap: overlap)
             try loop(trainer, x, y, startEpoch: startEpoch, step: &step, comm: comm, network: network, optimizer: optimizer,
                      backend: backend)
         } else {
             let y = Tensor(shape: [trainRows.count, 1], storage: try schema.regressionTargets(shard, rows: trainRows))
             let trainer = try DataParallelTrainer(model: network, loss: MSELoss(), optimizer: optimizer, backend: backend,
-                                                  options: options, bucketCapBytes: cap)
+                                                  options: options, bucketCapBytes: cap, wire: wire,
+                                                  overlap: overlap)
             try loop(trainer, x, y, startEpoch: startEpoch, step: &step, comm: comm, network: network, optimizer: optimizer,
                      backend: backend)
         }
@@ -190,10 +204,10 @@ struct TrainingLoop {
         where L.Target: BatchGatherable
     {
         let n = x.rows
-        let batch = plan.spec.batchSize
-        var maxRows = [Double(n)]
-        try maxRows.withUnsafeMutableBufferPointer { try comm.allreduce($0, op: .max) }
-        let stepsPerEpoch = max(1, (Int(maxRows[0]) + batch - 1) / batch)
+        let batch = localBatch
+        var maxSteps = [Double((n + batch - 1) / batch)]
+        try maxSteps.withUnsafeMutableBufferPointer { try comm.allreduce($0, op: .max) }
+        let stepsPerEpoch = max(1, Int(maxSteps[0]))
         let every = plan.spec.checkpointEvery
         var xb = Tensor.emptyBatch()
         var yb = L.Target.emptyBatch()

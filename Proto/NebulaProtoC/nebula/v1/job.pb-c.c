@@ -964,7 +964,7 @@ const ProtobufCMessageDescriptor nebula__v1__job_spec__labels_entry__descriptor 
   (ProtobufCMessageInit) nebula__v1__job_spec__labels_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor nebula__v1__job_spec__field_descriptors[21] =
+static const ProtobufCFieldDescriptor nebula__v1__job_spec__field_descriptors[23] =
 {
   {
     "name",
@@ -1218,6 +1218,30 @@ static const ProtobufCFieldDescriptor nebula__v1__job_spec__field_descriptors[21
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "gpu_batch_size",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__JobSpec, gpu_batch_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "no_overlap",
+    23,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__JobSpec, no_overlap),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned nebula__v1__job_spec__field_indices_by_name[] = {
   10,   /* field[10] = batch_size */
@@ -1226,6 +1250,7 @@ static const unsigned nebula__v1__job_spec__field_indices_by_name[] = {
   1,   /* field[1] = dataset_id */
   9,   /* field[9] = epochs */
   18,   /* field[18] = fp16_allreduce */
+  21,   /* field[21] = gpu_batch_size */
   6,   /* field[6] = gpus_per_node */
   15,   /* field[15] = holdout_fraction */
   7,   /* field[7] = labels */
@@ -1235,6 +1260,7 @@ static const unsigned nebula__v1__job_spec__field_indices_by_name[] = {
   4,   /* field[4] = min_nodes */
   3,   /* field[3] = model */
   0,   /* field[0] = name */
+  22,   /* field[22] = no_overlap */
   8,   /* field[8] = priority */
   12,   /* field[12] = seed */
   20,   /* field[20] = stall_timeout_seconds */
@@ -1245,7 +1271,7 @@ static const unsigned nebula__v1__job_spec__field_indices_by_name[] = {
 static const ProtobufCIntRange nebula__v1__job_spec__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 21 }
+  { 0, 23 }
 };
 const ProtobufCMessageDescriptor nebula__v1__job_spec__descriptor =
 {
@@ -1255,7 +1281,7 @@ const ProtobufCMessageDescriptor nebula__v1__job_spec__descriptor =
   "Nebula__V1__JobSpec",
   "nebula.v1",
   sizeof(Nebula__V1__JobSpec),
-  21,
+  23,
   nebula__v1__job_spec__field_descriptors,
   nebula__v1__job_spec__field_indices_by_name,
   1,  nebula__v1__job_spec__number_ranges,
@@ -2084,7 +2110,7 @@ const ProtobufCMessageDescriptor nebula__v1__join_job_request__descriptor =
   (ProtobufCMessageInit) nebula__v1__join_job_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor nebula__v1__job_plan__field_descriptors[10] =
+static const ProtobufCFieldDescriptor nebula__v1__job_plan__field_descriptors[11] =
 {
   {
     "spec",
@@ -2206,10 +2232,23 @@ static const ProtobufCFieldDescriptor nebula__v1__job_plan__field_descriptors[10
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "rank_batch_sizes",
+    11,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Nebula__V1__JobPlan, n_rank_batch_sizes),
+    offsetof(Nebula__V1__JobPlan, rank_batch_sizes),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned nebula__v1__job_plan__field_indices_by_name[] = {
   1,   /* field[1] = attempt */
   3,   /* field[3] = classes */
+  10,   /* field[10] = rank_batch_sizes */
   8,   /* field[8] = resume_bytes */
   7,   /* field[7] = resume_checkpoint_id */
   9,   /* field[9] = resume_sha256 */
@@ -2222,7 +2261,7 @@ static const unsigned nebula__v1__job_plan__field_indices_by_name[] = {
 static const ProtobufCIntRange nebula__v1__job_plan__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor nebula__v1__job_plan__descriptor =
 {
@@ -2232,7 +2271,7 @@ const ProtobufCMessageDescriptor nebula__v1__job_plan__descriptor =
   "Nebula__V1__JobPlan",
   "nebula.v1",
   sizeof(Nebula__V1__JobPlan),
-  10,
+  11,
   nebula__v1__job_plan__field_descriptors,
   nebula__v1__job_plan__field_indices_by_name,
   1,  nebula__v1__job_plan__number_ranges,

@@ -111,10 +111,18 @@ struct  Nebula__V1__JobSpec
    * a rank that has not entered a collective for this long aborts the job; 0 = 120
    */
   uint32_t stall_timeout_seconds;
+  /*
+   * local batch of ranks on nodes with GPUs; 0 = batch_size everywhere
+   */
+  uint32_t gpu_batch_size;
+  /*
+   * reduce gradients after backward instead of overlapping the two
+   */
+  protobuf_c_boolean no_overlap;
 };
 #define NEBULA__V1__JOB_SPEC__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&nebula__v1__job_spec__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
 struct  Nebula__V1__JobInfo
@@ -320,10 +328,15 @@ struct  Nebula__V1__JobPlan
   char *resume_checkpoint_id;
   uint64_t resume_bytes;
   char *resume_sha256;
+  /*
+   * every rank's local batch, in rank order (mixed GPU/CPU placements)
+   */
+  size_t n_rank_batch_sizes;
+  uint32_t *rank_batch_sizes;
 };
 #define NEBULA__V1__JOB_PLAN__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&nebula__v1__job_plan__descriptor) \
-    , NULL, 0, (char *)protobuf_c_empty_string, 0,NULL, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+    , NULL, 0, (char *)protobuf_c_empty_string, 0,NULL, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL }
 
 
 struct  Nebula__V1__StepMetrics
