@@ -137,7 +137,7 @@ let package = Package(
                     path: "Tests/NodeTests"),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["NebulaRPC", "NebulaWire", "NebulaModel", "NebulaStore", "NebulaCommon", "NebulaNode",
-                                   "NebulaDataset", .product(name: "Logging", package: "swift-log")],
+                                   "NebulaDataset", "NebulaHTTP", .product(name: "Logging", package: "swift-log")],
                     path: "Tests/IntegrationTests"),
         .testTarget(name: "HTTPArchiveTests", dependencies: ["NebulaHTTP", "NebulaArchive", "NebulaCommon"],
                     path: "Tests/HTTPArchiveTests"),

@@ -162,11 +162,16 @@ final class TestCluster: @unchecked Sendable {
     var tls: (cert: String, key: String)?
     /// More `nebula-coordinator serve` flags (e.g. --max-upload).
     var extraCoordinatorFlags: [String] = []
+    /// The REST API's port, and the admin it is bootstrapped with.
+    let httpPort: Int
+    let adminEmail = "admin@example.org"
+    let adminPassword = "it-admin-" + UUID().uuidString.prefix(12)
 
     init(databaseURL: String, fast: Bool = true) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("nebula-it-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         port = try freePort()
+        httpPort = try freePort()
         self.databaseURL = databaseURL
         try joinToken.write(to: dir.appendingPathComponent("join.token"), atomically: true, encoding: .utf8)
         try adminToken.write(to: dir.appendingPathComponent("admin.token"), atomically: true, encoding: .utf8)
@@ -176,6 +181,7 @@ final class TestCluster: @unchecked Sendable {
     }
 
     var target: String { "127.0.0.1:\(port)" }
+    var httpBase: String { "http://127.0.0.1:\(httpPort)" }
 
     func startCoordinator() throws {
         coordinatorStarts += 1
@@ -183,8 +189,11 @@ final class TestCluster: @unchecked Sendable {
             "serve", "--listen", target, "--database-url", databaseURL, "--data-dir", dir.appendingPathComponent("coordinator").path,
             "--join-token-file", dir.appendingPathComponent("join.token").path,
             "--admin-token-file", dir.appendingPathComponent("admin.token").path, "--database-wait", "30s",
+            // bcrypt's cost only changes how long a hash takes; tests need many.
+            "--http-listen", "127.0.0.1:\(httpPort)", "--bcrypt-cost", "4",
         ] + detectorFlags + extraCoordinatorFlags + (tls.map { ["--tls-cert", $0.cert, "--tls-key", $0.key] } ?? []),
-        logDir: dir, name: "coordinator-\(coordinatorStarts)")
+        logDir: dir, name: "coordinator-\(coordinatorStarts)",
+        environment: ["NEBULA_ADMIN_EMAIL": adminEmail, "NEBULA_ADMIN_PASSWORD": adminPassword])
     }
 
     @discardableResult

@@ -60,6 +60,8 @@ extension Request {
             buffer = try await collectBody(upTo: limit)
         } catch let e as HTTPError where e.status == .contentTooLarge {
             throw APIError(.contentTooLarge, "body_too_large", "the JSON body is larger than \(limit) bytes")
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, "body_too_large", "the JSON body is larger than \(limit) bytes")
         }
         guard buffer.readableBytes > 0 else { throw APIError.badRequest("this route needs a JSON body") }
         do {

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import NebulaRPC
 
 // Note [One error shape]
@@ -78,6 +79,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
             default:
                 return APIError(e.status, "http_\(e.status.code)", e.body ?? e.status.reasonPhrase)
             }
+        case is NIOTooManyBytesError:
+            return APIError(.contentTooLarge, "body_too_large", "the request body is larger than this route accepts")
         case is DecodingError:
             return .badRequest("the JSON body does not match this route's schema: \(describeDecoding(error))")
         default:
@@ -105,7 +108,15 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
 /// A decoding error in words: which field, what was expected.
 func describeDecoding(_ error: any Error) -> String {
     guard let e = error as? DecodingError else { return "\(error)" }
-    func path(_ c: [any CodingKey]) -> String { c.isEmpty ? "the body" : c.map(\.stringValue).joined(separator: ".") }
+    // Keys as the client wrote them (snake_case), not as Swift names them.
+    func snake(_ key: String) -> String {
+        key.reduce(into: "") { out, ch in
+            if ch.isUppercase { out += "_" + ch.lowercased() } else { out.append(ch) }
+        }
+    }
+    func path(_ c: [any CodingKey]) -> String {
+        c.isEmpty ? "the body" : c.map { $0.intValue.map { "[\($0)]" } ?? snake($0.stringValue) }.joined(separator: ".")
+    }
     switch e {
     case .keyNotFound(let key, let ctx): return "missing field '\(path(ctx.codingPath + [key]))'"
     case .typeMismatch(let type, let ctx): return "'\(path(ctx.codingPath))' must be \(type)"

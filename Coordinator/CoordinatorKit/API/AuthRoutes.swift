@@ -39,7 +39,7 @@ extension APIRoutes {
             let body = try await request.decodeJSON(Credentials.self, context: context, limit: limit)
             // Guessing one account's password from many addresses is limited too (Note [Rate limits]).
             if let authLimit {
-                _ = try table.gate.check(group: "auth", limit: authLimit, context: context, extraKey: "email:" + body.email.lowercased())
+                _ = try table.gate.check(group: "auth", limit: authLimit, key: "email:" + body.email.lowercased())
             }
             return try jsonResponse(try await auth.login(email: body.email, password: body.password,
                                                          userAgent: Self.userAgent(request), ip: context.clientIP))

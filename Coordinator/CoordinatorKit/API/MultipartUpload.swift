@@ -62,10 +62,14 @@ extension APIRoutes {
         parser.onPartComplete = { receiver.partComplete() }
         do {
             for try await buffer in request.body {
-                try parser.execute(buffer)
+                do {
+                    try parser.execute(buffer)
+                } catch {
+                    throw APIError.badRequest("the multipart body is malformed (\(error)); check the boundary and the part headers")
+                }
                 if let error = receiver.error { throw error }
             }
-            receiver.finish()
+            receiver.finish(endOfBody: true)
             if let error = receiver.error { throw error }
             guard !receiver.files.isEmpty else {
                 throw APIError.validation("file", "no file part: send at least one part with a filename (curl -F file=@data.csv)")
@@ -91,9 +95,6 @@ extension APIRoutes {
             receiver.finish()
             try? FileManager.default.removeItem(atPath: staging)
             if let e = error as? APIError { throw e }
-            if error is MultipartError || error is MultipartReceiver.Malformed {
-                throw APIError.badRequest("the multipart body is malformed: \(error); check the boundary and part headers")
-            }
             throw error
         }
     }
@@ -190,9 +191,14 @@ final class MultipartReceiver: @unchecked Sendable {
         started = false
     }
 
-    func finish() {
+    /// Closes what is open; at the end of the body, a part still open means the body was cut short.
+    func finish(endOfBody: Bool = false) {
         try? handle?.close()
         handle = nil
+        if endOfBody, started, error == nil {
+            let what = current.map { "file \($0.path)" } ?? field.map { "field \($0.name)" } ?? "a part"
+            fail(.badRequest("the multipart body ended inside \(what) (no closing boundary): the upload was cut short; send it again"))
+        }
     }
 
     private func fail(_ e: APIError) {

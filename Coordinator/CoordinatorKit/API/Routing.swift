@@ -125,12 +125,20 @@ struct Gate: Sendable {
     }
 
     /// Takes a token from the caller's bucket and the address's bucket (Note [Rate limits]).
-    func check(group: String, limit: RateLimit, context: APIContext, extraKey: String? = nil) throws -> HTTPFields {
+    func check(group: String, limit: RateLimit, context: APIContext) throws -> HTTPFields {
         var decisions: [RateLimiter.Decision] = []
         if let user = context.user { decisions.append(limiter.take("\(group):u:\(user.id)", limit)) }
         let ipLimit = RateLimit(perMinute: limit.perMinute * limits.ipMultiplier, burst: Int(Double(limit.burst) * limits.ipMultiplier))
         decisions.append(limiter.take("\(group):ip:\(context.clientIP)", context.user == nil ? limit : ipLimit))
-        if let extraKey { decisions.append(limiter.take("\(group):k:\(extraKey)", limit)) }
+        return try verdict(group: group, decisions)
+    }
+
+    /// One more bucket for a key of the route's own (the e-mail of a login).
+    func check(group: String, limit: RateLimit, key: String) throws -> HTTPFields {
+        try verdict(group: group, [limiter.take("\(group):k:\(key)", limit)])
+    }
+
+    private func verdict(group: String, _ decisions: [RateLimiter.Decision]) throws -> HTTPFields {
         let shown = decisions.first { !$0.allowed } ?? decisions[0]
         var fields: HTTPFields = [:]
         fields[HTTPField.Name("RateLimit-Limit")!] = String(shown.limit)
