@@ -56,6 +56,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Allowed CORS origin (repeatable), e.g. https://lab.example.org.") var corsOrigin: [String] = []
     @Option(help: "Rate limit of a route group (repeatable): GROUP=N/min[:BURST] or GROUP=off; groups auth, read, write, upload.")
     var rateLimit: [String] = []
+    @Option(help: "PostgreSQL connections of the REST API (1–64).") var httpDbConnections = 4
     @Flag(help: "Only admins create accounts (POST /api/users); POST /api/auth/register is refused.") var closedRegistration = false
 
     func run() async throws {
@@ -126,6 +127,7 @@ struct Serve: AsyncParsableCommand {
         config.api.refreshTokenLifetime = try duration(refreshTokenTtl.hasSuffix("d")
             ? "\((Int(refreshTokenTtl.dropLast()) ?? -1) * 24)h" : refreshTokenTtl, "--refresh-token-ttl")
         config.api.bcryptCost = bcryptCost
+        config.api.databaseConnections = httpDbConnections
         config.api.corsOrigins = corsOrigin
         config.api.openRegistration = !closedRegistration
         for spec in rateLimit { try config.api.rateLimits.set(spec) }

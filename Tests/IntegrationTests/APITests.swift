@@ -2,6 +2,7 @@ import Foundation
 import NebulaHTTP
 import NebulaStore
 import Logging
+import NebulaCommon
 import Testing
 
 /// The REST API end to end: a real coordinator process with a real PostgreSQL, called over HTTP with
@@ -11,14 +12,15 @@ struct APITests {
     static let data = IntegrationEnvironment.root.appendingPathComponent("Tests/Data")
 
     /// A cluster whose JWT key the test knows (to forge tokens), plus `flags`.
-    func withAPI(_ flags: [String] = [], _ body: (TestCluster, APIClient, [UInt8]) async throws -> Void) async throws {
+    func withAPI(_ flags: [String] = [], agents: [String] = [],
+                 _ body: (TestCluster, APIClient, [UInt8]) async throws -> Void) async throws {
         let secret = Array("test-jwt-secret-\(UUID().uuidString)-0123456789".utf8)
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("nebula-jwt-\(UUID().uuidString)")
         try Data(secret).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         // Generous limits unless a test sets its own (a later --rate-limit for a group wins).
         let roomy = ["--rate-limit", "auth=6000/min:1000", "--rate-limit", "upload=6000/min:1000"]
-        try await withTestCluster(coordinatorFlags: ["--jwt-secret-file", file.path] + roomy + flags) { cluster in
+        try await withTestCluster(coordinatorFlags: ["--jwt-secret-file", file.path] + roomy + flags, agents: agents) { cluster in
             let api = APIClient(base: cluster.httpBase)
             try await eventually("the HTTP API answers", timeout: .seconds(30)) {
                 (try? await api.call(.get, "/healthz"))?.status == 200
@@ -379,6 +381,46 @@ struct APITests {
                     #expect(r.errorCode != "route_not_found" && r.status != 405, "\(method) \(path) → \(r.status) \(r.text.prefix(200))")
                 }
             }
+        }
+    }
+
+    @Test func aJobSubmittedOverHTTPTrainsStreamsAndItsModelDownloads() async throws {
+        try await withAPI(agents: ["node-a", "node-b"]) { cluster, api, _ in
+            let user = try await api.register("trainer@example.org")
+            let csv = try Data(contentsOf: Self.data.appendingPathComponent("sklearn_digits_8x8.csv"))
+            let (body, type) = APIClient.multipart(files: [("digits.csv", csv)])
+            let up = try await api.call(.post, "/api/datasets", token: user.token, body: body, headers: ["Content-Type": type])
+            let id = try #require(up.json["id"] as? String, "\(up.text)")
+            try await eventually("digits is ready", timeout: .seconds(60)) {
+                (try await api.call(.get, "/api/datasets/\(id)", token: user.token)).json["state"] as? String == "ready"
+            }
+            let job = try await api.call(.post, "/api/process/jobs", token: user.token,
+                                         json: ["dataset_id": id, "target": "label", "nodes": 2, "epochs": 8, "batch_size": 32])
+            #expect(job.status == 201, "\(job.text)")
+            let jobId = try #require(job.json["id"] as? String)
+
+            // The event stream follows the job to its end.
+            let sse = try await api.call(.get, "/api/process/jobs/\(jobId)/stream", token: user.token)
+            let events = sse.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+            #expect(events.filter { $0.hasPrefix("event: progress") }.count >= 2, "\(sse.text.prefix(600))")
+            let end = try #require(events.last { $0.hasPrefix("event: end") }, "\(sse.text.suffix(400))")
+            #expect(end.contains("\"completed\""), "\(end)")
+
+            let status = try await api.call(.get, "/api/process/jobs/\(jobId)", token: user.token)
+            #expect(status.json["state"] as? String == "completed")
+            let accuracy = ((status.json["metrics"] as? [String: Any])?["accuracy"] as? Double) ?? 0
+            #expect(accuracy >= 0.9, "holdout accuracy \(accuracy): \(status.text.prefix(400))")
+            let metrics = try await api.call(.get, "/api/process/jobs/\(jobId)/metrics", token: user.token)
+            #expect((metrics.json["progress"] as? [Any])?.isEmpty == false, "\(metrics.text.prefix(300))")
+
+            // The final model downloads with its checksum; another user gets 404.
+            let model = try await api.call(.get, "/api/download/models/\(jobId)", token: user.token)
+            #expect(model.status == 200 && model.body.count > 1000, "\(model.status)")
+            #expect(model.headers["Content-Disposition"]?.contains("\(jobId)-model.ckpt") == true)
+            let digest = SHA256.hex(SHA256.hash(Array(model.body)))
+            #expect(model.headers["X-Checksum-SHA256"] == digest)
+            let other = try await api.register("snoop@example.org")
+            #expect(try await api.call(.get, "/api/download/models/\(jobId)", token: other.token).status == 404)
         }
     }
 }

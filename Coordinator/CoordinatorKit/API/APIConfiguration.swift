@@ -26,6 +26,8 @@ public struct APIConfiguration: Sendable {
     public var maxUploadBytes: UInt64?
     /// Token buckets per route group (Note [Rate limits]).
     public var rateLimits = RateLimitTable()
+    /// PostgreSQL connections of the API (reads of users, sessions, datasets run in parallel on them).
+    public var databaseConnections = 4
     /// How often request records are written to PostgreSQL.
     public var requestLogFlushInterval: Duration = .seconds(1)
 
@@ -35,6 +37,7 @@ public struct APIConfiguration: Sendable {
         if let secret = jwtSecret, secret.count < 32 {
             throw ConfigurationError("the JWT secret must have at least 32 bytes (NEBULA_JWT_SECRET or --jwt-secret-file)")
         }
+        guard (1...64).contains(databaseConnections) else { throw ConfigurationError("--http-db-connections must be between 1 and 64") }
         guard (4...31).contains(bcryptCost) else { throw ConfigurationError("--bcrypt-cost must be between 4 and 31") }
         if let admin = bootstrapAdmin {
             try UserValidation.email(admin.email, field: "NEBULA_ADMIN_EMAIL")

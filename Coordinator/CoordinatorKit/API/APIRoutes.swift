@@ -21,7 +21,7 @@ struct APIRoutes: Sendable {
     let services: APIServices
     let configuration: APIConfiguration
     let metrics: APIMetrics
-    let client: PostgresClient
+    let pool: PostgresPool
     let dataDirectory: String
     var uploadDirectory: String { dataDirectory + "/api/uploads" }
     let logger: Logger

@@ -7,7 +7,8 @@ import NIOCore
 import Synchronization
 
 /// The coordinator's HTTP API: Hummingbird on its own event loops next to the gRPC server, with its
-/// own PostgreSQL connection (so slow dataset or job queries do not queue behind API reads).
+/// own small pool of PostgreSQL connections (so API reads neither queue behind each other nor behind
+/// the coordinator's own writes).
 final class APIServer: Sendable {
     let configuration: APIConfiguration
     let auth: AuthService
@@ -16,7 +17,7 @@ final class APIServer: Sendable {
     private let runTask: Mutex<Task<Void, any Error>?> = Mutex(nil)
     private let logTask: Mutex<Task<Void, Never>?> = Mutex(nil)
     private let boundPort = Mutex<Int?>(nil)
-    private let client: PostgresClient
+    private let client: PostgresPool
     private let logger: Logger
 
     /// The port actually bound (after `start`).
@@ -25,22 +26,22 @@ final class APIServer: Sendable {
     static func make(configuration: APIConfiguration, services: APIServices, databaseURL: String, dataDirectory: String,
                      logger: Logger) async throws -> APIServer {
         try configuration.validate()
-        let client = PostgresClient(url: databaseURL, logger: logger)
+        let client = PostgresPool(url: databaseURL, size: configuration.databaseConnections, logger: logger)
         let secret = try configuration.jwtSecret ?? loadOrCreateSecret(at: dataDirectory + "/api/jwt.key")
         let tokens = await TokenIssuer(secret: secret, accessLifetime: configuration.accessTokenLifetime)
-        let auth = AuthService(users: UserStore(client: client), tokens: tokens, configuration: configuration, logger: logger)
+        let auth = AuthService(users: UserStore(pool: client), tokens: tokens, configuration: configuration, logger: logger)
         try await auth.start()
         return APIServer(configuration: configuration, auth: auth, services: services, client: client, dataDirectory: dataDirectory,
                          logger: logger)
     }
 
-    private init(configuration: APIConfiguration, auth: AuthService, services: APIServices, client: PostgresClient,
+    private init(configuration: APIConfiguration, auth: AuthService, services: APIServices, client: PostgresPool,
                  dataDirectory: String, logger: Logger) {
         self.configuration = configuration
         self.auth = auth
         self.client = client
         self.logger = logger
-        requestLog = RequestLog(client: client, logger: logger)
+        requestLog = RequestLog(client: client.client, logger: logger)
         let metrics = APIMetrics()
         let router = Router(context: APIContext.self)
         router.add(middleware: RequestMiddleware(corsOrigins: Set(configuration.corsOrigins),
@@ -48,7 +49,7 @@ final class APIServer: Sendable {
                                                  requestLog: requestLog))
         table = APIRouteTable(router: router, gate: Gate(auth: auth, limiter: RateLimiter(), limits: configuration.rateLimits))
         let routes = APIRoutes(table: table, auth: auth, services: services, configuration: configuration, metrics: metrics,
-                               client: client, dataDirectory: dataDirectory, logger: logger)
+                               pool: client, dataDirectory: dataDirectory, logger: logger)
         routes.register()
     }
 

@@ -6,7 +6,7 @@ import NIOCore
 extension APIRoutes {
     func registerOperations() {
         let services = self.services
-        let client = self.client
+        let pool = self.pool
         let metrics = self.metrics
         let table = self.table
         let dataDirectory = self.dataDirectory
@@ -20,7 +20,7 @@ extension APIRoutes {
                       summary: "Readiness: PostgreSQL answers and the data directory is writable (503 otherwise)")) { _, _ in
             var checks: [String: String] = [:]
             do {
-                _ = try await client.query("SELECT 1")
+                _ = try await pool.client.query("SELECT 1")
                 checks["database"] = "ok"
             } catch {
                 checks["database"] = "unreachable"

@@ -50,7 +50,8 @@ enum UserValidation {
 
 /// `users`, `sessions` and `refresh_tokens`.
 struct UserStore: Sendable {
-    let client: PostgresClient
+    let pool: PostgresPool
+    private var client: PostgresClient { pool.client }
 
     static let columns = """
         id::text AS id, email, name, role, password_hash,
