@@ -293,7 +293,8 @@ struct APITests {
     }
 
     @Test func rateLimitsErrorsMetricsAndOpenAPI() async throws {
-        try await withAPI(["--rate-limit", "read=60/min:3", "--rate-limit", "auth=60/min:4"]) { cluster, api, _ in
+        try await withAPI(["--rate-limit", "read=60/min:3", "--rate-limit", "auth=60/min:4",
+                           "--cors-origin", "https://lab.example.org"]) { cluster, api, _ in
             let user = try await api.register("rl@example.org")  // auth token 1 of 4
             let fresh = try await api.register("openapi@example.org", password: "openapi-password-1")  // 2 of 4
             var remaining: [String] = []
@@ -341,9 +342,17 @@ struct APITests {
             }
             _ = admin
 
-            // Security headers and CORS (no origin allowed: no CORS headers).
+            // Security headers and CORS: an unknown origin gets no CORS headers, the allowed one does.
             let h = try await api.call(.get, "/healthz", headers: ["Origin": "https://evil.example"])
             #expect(h.headers["X-Content-Type-Options"] == "nosniff" && h.headers["Access-Control-Allow-Origin"] == nil)
+            let allowed = try await api.call(.get, "/healthz", headers: ["Origin": "https://lab.example.org"])
+            #expect(allowed.headers["Access-Control-Allow-Origin"] == "https://lab.example.org")
+            let preflight = try await api.call(HTTPMethod(rawValue: "OPTIONS"), "/api/datasets", headers: [
+                "Origin": "https://lab.example.org", "Access-Control-Request-Method": "POST"])
+            #expect(preflight.status == 204 && preflight.headers["Access-Control-Allow-Methods"]?.contains("POST") == true)
+            let badPreflight = try await api.call(HTTPMethod(rawValue: "OPTIONS"), "/api/datasets", headers: [
+                "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"])
+            #expect(badPreflight.headers["Access-Control-Allow-Origin"] == nil)
             let readiness = try await api.call(.get, "/readyz")
             #expect(readiness.status == 200 && readiness.json["status"] as? String == "ready")
 
