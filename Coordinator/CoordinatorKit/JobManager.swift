@@ -360,9 +360,6 @@ public actor JobManager {
         guard let job = try await store.get(jobId) else { throw notFound(jobId) }
         let checkpointId = id.isEmpty ? job.modelCheckpoint : id
         guard !checkpointId.isEmpty else {
-            if job.state == "completed" && job.spec.model == "gbdt" {
-                throw RPCStatus(.failedPrecondition, "job \(jobId) trained a gbdt model, which cannot be saved yet (its holdout metrics are in `nebula job show`)")
-            }
             throw RPCStatus(.failedPrecondition, "job \(jobId) has no final model yet (it is \(job.state))")
         }
         guard let record = try await store.checkpoint(jobId, checkpointId) else {

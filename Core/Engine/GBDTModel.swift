@@ -70,31 +70,47 @@ public struct GBDTModel: Sendable, Equatable {
 
     // MARK: Training
 
+    // Note [Resuming boosting]: `resume` continues a model trained earlier on the same rows with the
+    // same parameters (a checkpoint of a cluster job): its bin edges and baseline are reused (no
+    // collective is entered for them, on any rank, since every rank resumes from the same model), the
+    // training rows' raw scores are rebuilt by predicting with its trees (the same additions in the same
+    // order as during training, so they are bit-identical), and boosting continues up to
+    // `maxIterations` in total. The result is the model an uninterrupted run trains, bit for bit.
+    // `onIteration` sees the model after every iteration (for checkpoints and progress).
+
     /// Regression with squared error.
     public static func fitRegressor(x: Tensor, targets: [Double], parameters: GBDTParameters = GBDTParameters(),
                                     binMapper: GBDTBinMapper? = nil,
-                                    collective: some GBDTCollective = GBDTLocalCollective()) -> GBDTModel {
+                                    collective: some GBDTCollective = GBDTLocalCollective(), resume: GBDTModel? = nil,
+                                    onIteration: (GBDTModel) -> Void = { _ in }) -> GBDTModel {
         precondition(targets.allSatisfy(\.isFinite), "GBDT: regression targets must be finite")
         return fit(x: x, targets: targets, loss: .squaredError, parameters: parameters, binMapper: binMapper,
-                   collective: collective)
+                   collective: collective, resume: resume, onIteration: onIteration)
     }
 
     /// Classification with log loss: binary (one tree per iteration) for `classes == 2`, multinomial (one tree
     /// per class per iteration) above. Labels are `0 ..< classes`.
     public static func fitClassifier(x: Tensor, labels: [Int], classes: Int,
                                      parameters: GBDTParameters = GBDTParameters(), binMapper: GBDTBinMapper? = nil,
-                                     collective: some GBDTCollective = GBDTLocalCollective()) -> GBDTModel {
+                                     collective: some GBDTCollective = GBDTLocalCollective(), resume: GBDTModel? = nil,
+                                     onIteration: (GBDTModel) -> Void = { _ in }) -> GBDTModel {
         precondition(classes >= 2, "GBDT: a classifier needs at least 2 classes")
         precondition(labels.allSatisfy { $0 >= 0 && $0 < classes }, "GBDT: labels must lie in 0..<\(classes)")
         return fit(x: x, targets: labels.map(Double.init),
                    loss: classes == 2 ? .binaryLogLoss : .multinomialLogLoss(classes: classes),
-                   parameters: parameters, binMapper: binMapper, collective: collective)
+                   parameters: parameters, binMapper: binMapper, collective: collective, resume: resume,
+                   onIteration: onIteration)
     }
 
     static func fit(x: Tensor, targets: [Double], loss: GBDTLoss, parameters: GBDTParameters,
-                    binMapper: GBDTBinMapper?, collective: some GBDTCollective) -> GBDTModel {
+                    binMapper: GBDTBinMapper?, collective: some GBDTCollective, resume: GBDTModel? = nil,
+                    onIteration: (GBDTModel) -> Void = { _ in }) -> GBDTModel {
         precondition(x.rank == 2 && x.rows == targets.count, "GBDT: x \(x.shape) vs \(targets.count) targets")
         precondition(parameters.learningRate > 0 && parameters.maxIterations >= 0, "GBDT: bad parameters")
+        if let resume {
+            precondition(resume.loss == loss, "GBDT: resuming a \(resume.loss) model with \(loss)")
+            precondition(binMapper == nil || binMapper == resume.binMapper, "GBDT: resuming with other bin edges")
+        }
         // Hold out validation rows first; bin thresholds come from the training rows only.
         var trainRows = Array(0..<x.rows), validationRows: [Int] = []
         if let stopping = parameters.earlyStopping {
@@ -107,17 +123,19 @@ public struct GBDTModel: Sendable, Equatable {
         }
         let xTrain = validationRows.isEmpty ? x : x.gatherRows(trainRows)
         let yTrain = validationRows.isEmpty ? targets : trainRows.map { targets[$0] }
-        let mapper = binMapper ?? GBDTBinMapper.fit(xTrain, maxBins: parameters.maxBins,
-                                                     subsample: parameters.binningSubsample, seed: parameters.seed)
+        let mapper = resume?.binMapper ?? binMapper ?? GBDTBinMapper.fit(xTrain, maxBins: parameters.maxBins,
+                                                                          subsample: parameters.binningSubsample,
+                                                                          seed: parameters.seed)
         precondition(mapper.features == x.columns, "GBDT: bin mapper for \(mapper.features) features, x has \(x.columns)")
         let binned = mapper.bin(xTrain)
         let k = loss.outputs, n = binned.rows
-        let baseline = loss.baseline(yTrain, collective: collective)
+        let baseline = resume?.baseline ?? loss.baseline(yTrain, collective: collective)
         let totalRows = collective.totalCount(n)
 
-        var model = GBDTModel(loss: loss, binMapper: mapper, baseline: baseline, trees: [], validationLosses: [])
-        var raw = [Double](repeating: 0, count: n * k)
-        for i in 0..<n { for c in 0..<k { raw[i * k + c] = baseline[c] } }
+        var model = resume ?? GBDTModel(loss: loss, binMapper: mapper, baseline: baseline, trees: [], validationLosses: [])
+        // Note [Resuming boosting]: the raw scores of the trees so far
+        var raw = resume.map { n > 0 ? $0.rawPredictions(xTrain) : [] } ?? [Double](repeating: 0, count: n * k)
+        if resume == nil { for i in 0..<n { for c in 0..<k { raw[i * k + c] = baseline[c] } } }
 
         // Early-stopping state (binned validation rows, their raw predictions, the loss history).
         let validation = validationRows.isEmpty ? nil : mapper.bin(x.gatherRows(validationRows))
@@ -125,13 +143,15 @@ public struct GBDTModel: Sendable, Equatable {
         let totalValidation = parameters.earlyStopping == nil ? 0 : collective.totalCount(validationRows.count)
         var validationRaw = [Double](repeating: 0, count: validationRows.count * k)
         for i in 0..<validationRows.count { for c in 0..<k { validationRaw[i * k + c] = baseline[c] } }
+        if let resume, !validationRows.isEmpty { validationRaw = resume.rawPredictions(x.gatherRows(validationRows)) }
         func validationLoss() -> Double {
             let losses = validationRaw.withUnsafeBufferPointer { r in
                 yValidation.withUnsafeBufferPointer { loss.rowLosses(raw: r.baseAddress!, targets: $0.baseAddress!, n: validationRows.count) }
             }
             return losses.withUnsafeBufferPointer { collective.exactSum($0) } / Double(max(totalValidation, 1))
         }
-        if parameters.earlyStopping != nil { model.validationLosses.append(validationLoss()) }
+        if parameters.earlyStopping != nil && resume == nil { model.validationLosses.append(validationLoss()) }
+        if let stopping = parameters.earlyStopping, resume != nil, shouldStop(model.validationLosses, stopping) { return model }
 
         var grower = GBDTGrower(data: binned, mapper: mapper, constraints: parameters.constraints,
                                 maxLeafNodes: parameters.maxLeafNodes, maxDepth: parameters.maxDepth,
@@ -139,7 +159,7 @@ public struct GBDTModel: Sendable, Equatable {
         var gradients = [Double](repeating: 0, count: n * k), hessians = gradients
         let missingBins = (0..<mapper.features).map(mapper.missingBin)
 
-        for _ in 0..<parameters.maxIterations {
+        for _ in model.iterations..<max(model.iterations, parameters.maxIterations) {
             raw.withUnsafeBufferPointer { r in
                 yTrain.withUnsafeBufferPointer { y in
                     gradients.withUnsafeMutableBufferPointer { g in
@@ -198,8 +218,12 @@ public struct GBDTModel: Sendable, Equatable {
             model.trees.append(iterationTrees)
             if let stopping = parameters.earlyStopping {
                 model.validationLosses.append(validationLoss())
-                if shouldStop(model.validationLosses, stopping) { break }
+                if shouldStop(model.validationLosses, stopping) {
+                    onIteration(model)
+                    break
+                }
             }
+            onIteration(model)
         }
         return model
     }

@@ -268,39 +268,76 @@ struct TrainingLoop {
     // through `MPIGBDTCollective` instead of averaging parameter gradients; with the same bin edges on
     // every rank the model equals the single-process one (the engine's Note [Exact histogram sums]).
     // Rank 0 fits the edges on its shard and broadcasts them (Note [Distributed bin edges]). --epochs
-    // is the number of boosting iterations. The engine cannot serialise GBDT models yet, so a GBDT job
-    // reports its holdout metrics but leaves no model file, and its progress is one report at the end.
+    // is the number of boosting iterations. Every iteration reports progress (step = iteration); rank 0
+    // checkpoints the model (Note [GBDT model file], as the payload of a checkpoint of kind "gbdt") every
+    // --checkpoint-every iterations (0: every 10) and at the end, so `nebula job download` returns it.
+    // A restarted attempt resumes from the last checkpoint (the engine's Note [Resuming boosting]): the
+    // checkpoint's bin edges replace the broadcast, and at an unchanged world size the resumed model is
+    // the one an uninterrupted run trains. At another world size the shards and their holdouts are cut
+    // anew, so boosting continues on a different training split (as MLP jobs do).
     private func runGBDT(_ x: Tensor, shard: ColumnarDataset, trainRows: [Int], holdoutRows: [Int],
                          comm: MPICommunicator) throws -> LoopOutcome {
         var parameters = GBDTParameters()
         parameters.maxIterations = plan.spec.epochs
         parameters.learningRate = plan.spec.learningRate
         parameters.seed = plan.spec.seed
-        // the bin edges: rank 0's, broadcast (length first)
-        var edges = rank == 0 ? GBDTBinMapper.fit(x, seed: plan.spec.seed).encoded : []
-        var count = [Double(edges.count)]
-        try count.withUnsafeMutableBufferPointer { try comm.broadcast($0, root: 0) }
-        if rank != 0 { edges = [Double](repeating: 0, count: Int(count[0])) }
-        try edges.withUnsafeMutableBufferPointer { try comm.broadcast($0, root: 0) }
-        let mapper = GBDTBinMapper(encoded: edges)
+        var resumed: GBDTModel?
+        if let resume {
+            let checkpoint = try Checkpoint(decoding: resume, source: "checkpoint \(plan.resumeCheckpointId)")
+            guard checkpoint.model.kind == "gbdt" else {
+                throw WorkerError("checkpoint \(plan.resumeCheckpointId) holds a \(checkpoint.model.kind) model, this is a gbdt job")
+            }
+            resumed = try GBDTModel(decoding: checkpoint.payload, source: "checkpoint \(plan.resumeCheckpointId)")
+            log("resumed from checkpoint \(plan.resumeCheckpointId) (iteration \(resumed!.iterations), world size \(checkpoint.progress.worldSize) → \(size))")
+        }
+        let mapper: GBDTBinMapper
+        if let resumed {
+            mapper = resumed.binMapper
+        } else {
+            // the bin edges: rank 0's, broadcast (length first)
+            var edges = rank == 0 ? GBDTBinMapper.fit(x, seed: plan.spec.seed).encoded : []
+            var count = [Double(edges.count)]
+            try count.withUnsafeMutableBufferPointer { try comm.broadcast($0, root: 0) }
+            if rank != 0 { edges = [Double](repeating: 0, count: Int(count[0])) }
+            try edges.withUnsafeMutableBufferPointer { try comm.broadcast($0, root: 0) }
+            mapper = GBDTBinMapper(encoded: edges)
+        }
         let collective = CountingCollective(inner: MPIGBDTCollective(runtime), telemetry: telemetry)
         let clock = ContinuousClock()
         let start = clock.now
+        var windowStart = start
+        var windowIterations = 0
+        let every = plan.spec.checkpointEvery > 0 ? plan.spec.checkpointEvery : 10
+        let onIteration: (GBDTModel) -> Void = { model in
+            windowIterations += 1
+            let elapsed = clock.now - windowStart
+            let last = model.iterations == plan.spec.epochs
+            if elapsed >= .milliseconds(500) || last {
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+                telemetry.record(StepMetrics(step: UInt64(model.iterations), epoch: model.iterations, loss: 0,
+                                             samplesPerSecond: seconds > 0 ? Double(trainRows.count * windowIterations) / seconds : 0,
+                                             allreduceMs: 0, samples: UInt64(trainRows.count * model.iterations),
+                                             timeUnixMs: Int64(Date().timeIntervalSince1970 * 1000)))
+                windowStart = clock.now
+                windowIterations = 0
+            }
+            if rank == 0 && !last && model.iterations % every == 0 {
+                telemetry.checkpoint(step: UInt64(model.iterations), epoch: model.iterations,
+                                     bytes: gbdtCheckpointBytes(model))
+            }
+        }
         let model: GBDTModel
         if schema.isClassification {
             model = GBDTModel.fitClassifier(x: x, labels: try schema.classIndices(shard, rows: trainRows),
                                             classes: schema.classes.count, parameters: parameters, binMapper: mapper,
-                                            collective: collective)
+                                            collective: collective, resume: resumed, onIteration: onIteration)
         } else {
             let targets = try schema.regressionTargets(shard, rows: trainRows).map { Double($0) * schema.targetStd + schema.targetMean }
-            model = GBDTModel.fitRegressor(x: x, targets: targets, parameters: parameters, binMapper: mapper, collective: collective)
+            model = GBDTModel.fitRegressor(x: x, targets: targets, parameters: parameters, binMapper: mapper, collective: collective,
+                                           resume: resumed, onIteration: onIteration)
         }
         let elapsed = clock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        telemetry.record(StepMetrics(step: UInt64(model.trees.count), epoch: plan.spec.epochs, loss: 0,
-                                     samplesPerSecond: seconds > 0 ? Double(trainRows.count * plan.spec.epochs) / seconds : 0,
-                                     allreduceMs: 0, samples: UInt64(trainRows.count),
-                                     timeUnixMs: Int64(Date().timeIntervalSince1970 * 1000)))
         log("gbdt: \(model.trees.count) iterations on \(trainRows.count) rows in \(String(format: "%.2f", seconds)) s")
         let xh = Tensor(shape: [holdoutRows.count, schema.width], storage: try schema.features(shard, rows: holdoutRows))
         let metrics: String
@@ -310,7 +347,23 @@ struct TrainingLoop {
         } else {
             metrics = try regressionMetrics(holdoutRows.isEmpty ? [] : model.predict(xh), shard: shard, rows: holdoutRows, comm: comm)
         }
-        return LoopOutcome(metricsJSON: metrics, finalCheckpoint: nil, step: UInt64(model.trees.count), epoch: plan.spec.epochs)
+        return LoopOutcome(metricsJSON: metrics, finalCheckpoint: rank == 0 ? gbdtCheckpointBytes(model) : nil,
+                           step: UInt64(model.trees.count), epoch: model.trees.count)
+    }
+
+    /// A GBDT model as a checkpoint file: kind "gbdt", the model file as the payload (Note [GBDT model
+    /// file]), the feature schema (how to turn a table into the model's inputs) as a hyperparameter.
+    func gbdtCheckpointBytes(_ model: GBDTModel) -> [UInt8] {
+        let description = Checkpoint.ModelDescription(
+            kind: "gbdt", hyperparameters: ["iterations": "\(model.iterations)", "learning_rate": "\(plan.spec.learningRate)",
+                                            "inputs": "\(schema.width)", "task": plan.task,
+                                            "schema": String(decoding: (try? JSONEncoder().encode(schema)) ?? Data(), as: UTF8.self)],
+            featureNames: schema.columns.map(\.name), classes: schema.classes)
+        let checkpoint = Checkpoint(model: description,
+                                    progress: .init(step: model.iterations, epoch: model.iterations, dataPosition: 0, worldSize: size,
+                                                    optimizer: "", optimizerStep: 0),
+                                    parameters: [NamedTensor](), payload: model.encoded())
+        return checkpoint.encoded()
     }
 
     func checkpointBytes(_ network: Sequential, _ optimizer: Adam, step: UInt64, epoch: Int) -> [UInt8] {

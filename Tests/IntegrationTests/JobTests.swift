@@ -99,6 +99,22 @@ struct JobTests {
         }
     }
 
+    /// The Float16 wire and the blocking (non-overlapped) reduction reach the workers and still train
+    /// digits to the accuracy of the Float32 run.
+    @Test func aTwoRankMLPJobWithTheFloat16WireTrains() async throws {
+        try await withCluster { cluster, dataset in
+            let id = try submit(cluster, ["--dataset", dataset, "--target", "label", "--nodes", "2", "--epochs", "20",
+                                          "--batch-size", "32", "--fp16-allreduce", "--no-overlap", "--gpu-batch-size", "64"])
+            let job = try await waitForState(cluster, id, ["completed", "failed"])
+            #expect(job["state"] as? String == "completed", "\(job)")
+            let accuracy = (job["metrics"] as? [String: Any])?["accuracy"] as? Double ?? 0
+            #expect(accuracy >= 0.95, "holdout accuracy with the Float16 wire \(accuracy)")
+            let spec = try #require(job["spec"] as? [String: Any])
+            #expect(spec["fp16_allreduce"] as? Bool == true && spec["no_overlap"] as? Bool == true, "\(spec)")
+            #expect(spec["gpu_batch_size"] as? Int == 64)
+        }
+    }
+
     @Test func aTwoRankGBDTJobSumsHistogramsOverTheRanks() async throws {
         try await withCluster { cluster, dataset in
             let id = try submit(cluster, ["--dataset", dataset, "--target", "label", "--nodes", "2", "--model", "gbdt",
@@ -108,9 +124,18 @@ struct JobTests {
             let accuracy = (job["metrics"] as? [String: Any])?["accuracy"] as? Double ?? 0
             // scikit-learn's HistGradientBoosting reaches 0.969 on digits (BASELINES.md); 30 iterations here
             #expect(accuracy >= 0.9, "holdout accuracy \(accuracy)")
-            let download = try cluster.cli(["job", "download", id])
-            #expect(download.status != 0)
-            #expect(download.stderr.contains("cannot be saved yet"), "\(download.stderr)")
+            // checkpoints every 10 iterations (the default for gbdt) and the final model
+            let checkpoints = try #require(job["checkpoints"] as? [[String: Any]])
+            #expect(checkpoints.filter { $0["final"] as? Bool != true }.compactMap { $0["step"] as? Int }.sorted() == [10, 20])
+            #expect(checkpoints.contains { $0["final"] as? Bool == true && $0["step"] as? Int == 30 })
+            // the model downloads: a checkpoint file whose payload is the GBDT model file
+            let out = cluster.dir.appendingPathComponent("model-gbdt.ckpt").path
+            let download = try cluster.cli(["job", "download", id, "-o", out])
+            #expect(download.status == 0, "\(download.stderr)")
+            let bytes = try #require(FileManager.default.contents(atPath: out))
+            #expect(bytes.starts(with: Array("NEBULACK".utf8)))
+            #expect(bytes.range(of: Data("NEBGBDT1".utf8)) != nil, "no GBDT model inside the downloaded checkpoint")
+            #expect(bytes.range(of: Data(#""kind":"gbdt""#.utf8)) != nil)
         }
     }
 
@@ -227,6 +252,8 @@ struct JobTests {
             try refused(["--dataset", dataset, "--target", "label", "--task", "regression", "--lr", "-1"], "--lr")
             try refused(["--dataset", dataset, "--target", "p5", "--task", "binary"], "binary")
             try refused(["--dataset", dataset, "--target", "p0"], "single value")
+            try refused(["--dataset", dataset, "--target", "label", "--model", "gbdt", "--fp16-allreduce"], "Float64")
+            try refused(["--dataset", dataset, "--target", "label", "--gpu-batch-size", "0"], "--gpu-batch-size")
             #expect(try cluster.cli(["job", "show", "job-nope"]).stderr.contains("no job 'job-nope'"))
             // a job that needs more nodes than exist waits and says why
             let id = try submit(cluster, ["--dataset", dataset, "--target", "label", "--nodes", "3"])
