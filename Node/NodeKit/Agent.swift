@@ -31,6 +31,9 @@ public struct AgentConfiguration: Sendable {
     /// Log records kept while the coordinator is unreachable.
     public var maxBufferedLogs = 20_000
     public var logShipInterval: Duration = .seconds(1)
+    /// How job attempts start their ranks (Note [Launching under Slurm]); `.auto` picks srun when the
+    /// agent runs inside a Slurm allocation.
+    public var launcher: JobLaunchMethod = .auto
 
     public init(coordinator: String, token: String, nodeId: String, dataDirectory: String, advertiseAddress: String) {
         self.coordinator = coordinator

@@ -22,7 +22,34 @@ import Glibc
 // `--mca btl self,vader` (shared memory; TCP would bind every interface). The join token reaches the
 // ranks through the environment (`-x NEBULA_JOIN_TOKEN`), never the command line.
 
-/// Runs job attempts with mpirun on behalf of the coordinator and reports how they end.
+// Note [Launching under Slurm]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// When the agents run inside a Slurm allocation (SLURM_JOB_ID in the agent's environment, or
+// `nebula-node join --launcher srun`), an attempt is a job step: `srun` starts the same
+// `nebula-node worker` command line on the job's hosts, one task per slot
+// (`--nodes N --ntasks N·slots --ntasks-per-node slots --nodelist h1,h2`), and the ranks' MPI_Init
+// wires up through Slurm's PMIx plugin (`--mpi=pmix`, which needs a Slurm built with PMIx and an
+// OpenMPI built against it: check `srun --mpi=list`). `--kill-on-bad-exit=1` ends the step when a
+// rank dies, as mpirun does, so the agent sees the attempt end and the coordinator restarts it;
+// `--export=ALL` passes the join token and OPENBLAS_NUM_THREADS on from the environment (never the
+// command line); `--job-name` names the step after the job and attempt for `squeue`/`sacct`. Hosts
+// are the placement's node addresses, which must be the Slurm node names of the allocation. Stopping
+// an attempt sends SIGTERM to srun, which forwards it to the tasks. Tested as a command line only:
+// there is no Slurm on the machines this was written on.
+
+/// How an agent starts the ranks of a job attempt.
+public enum JobLaunchMethod: String, Sendable, CaseIterable {
+    case auto, mpirun, srun
+
+    /// `.auto` resolved: srun inside a Slurm allocation (SLURM_JOB_ID set), else mpirun.
+    public func resolved(environment: [String: String]) -> JobLaunchMethod {
+        guard self == .auto else { return self }
+        return (environment["SLURM_JOB_ID"] ?? "").isEmpty ? .mpirun : .srun
+    }
+}
+
+/// Runs job attempts with mpirun (or srun, Note [Launching under Slurm]) on behalf of the coordinator
+/// and reports how they end.
 public actor JobLauncher {
     struct Running {
         let process: Process
@@ -36,15 +63,18 @@ public actor JobLauncher {
     private var running: [String: Running] = [:]
     /// The nebula-node executable the ranks run.
     private let executable: String
+    /// The program that starts the ranks: mpirun or srun (or a path to one).
     private let mpirun: String
+    private let method: JobLaunchMethod
 
     public init(configuration: AgentConfiguration, channel: RPCChannel, logger: Logger,
-                executable: String = JobLauncher.currentExecutable(), mpirun: String = "mpirun") {
+                executable: String = JobLauncher.currentExecutable(), launcherProgram: String? = nil) {
         self.configuration = configuration
         self.channel = channel
         self.logger = logger
         self.executable = executable
-        self.mpirun = mpirun
+        method = configuration.launcher.resolved(environment: ProcessInfo.processInfo.environment)
+        mpirun = launcherProgram ?? method.rawValue
     }
 
     public static func currentExecutable() -> String {
@@ -65,8 +95,29 @@ public actor JobLauncher {
         }
         args += ["--oversubscribe", "--bind-to", "none", "-x", "NEBULA_JOIN_TOKEN", "-x", "OPENBLAS_NUM_THREADS"]
         if isRoot { args.append("--allow-run-as-root") }
-        args += [executable, "worker", "--coordinator", coordinator, "--job", launch.jobId, "--attempt", "\(launch.attempt)",
-                 "--nodes", launch.nodeIds.joined(separator: ","), "--slots", "\(slots)", "--cache-dir", cacheDirectory]
+        return args + workerArguments(launch, executable: executable, coordinator: coordinator, cacheDirectory: cacheDirectory,
+                                      tlsCA: tlsCA, tlsServerName: tlsServerName)
+    }
+
+    /// The srun command line of an attempt (pure; tested): the same worker command as under mpirun
+    /// (Note [Launching under Slurm]).
+    public static func srunArguments(_ launch: LaunchCommand, executable: String, coordinator: String, cacheDirectory: String,
+                                     tlsCA: String?, tlsServerName: String?) -> [String] {
+        let slots = max(1, launch.slotsPerNode)
+        let nodes = max(1, launch.hosts.count)
+        let args = ["--nodes", "\(nodes)", "--ntasks", "\(launch.worldSize)", "--ntasks-per-node", "\(slots)",
+                    "--nodelist", launch.hosts.joined(separator: ","), "--mpi=pmix", "--kill-on-bad-exit=1", "--export=ALL",
+                    "--cpu-bind=none", "--job-name", "nebula-\(launch.jobId)-\(launch.attempt)"]
+        return args + workerArguments(launch, executable: executable, coordinator: coordinator, cacheDirectory: cacheDirectory,
+                                      tlsCA: tlsCA, tlsServerName: tlsServerName)
+    }
+
+    /// `nebula-node worker …`, the same for every launcher.
+    static func workerArguments(_ launch: LaunchCommand, executable: String, coordinator: String, cacheDirectory: String,
+                                tlsCA: String?, tlsServerName: String?) -> [String] {
+        var args = [executable, "worker", "--coordinator", coordinator, "--job", launch.jobId, "--attempt", "\(launch.attempt)",
+                    "--nodes", launch.nodeIds.joined(separator: ","), "--slots", "\(max(1, launch.slotsPerNode))",
+                    "--cache-dir", cacheDirectory]
         if let tlsCA { args += ["--tls-ca", tlsCA] }
         if let tlsServerName { args += ["--tls-server-name", tlsServerName] }
         return args
@@ -96,10 +147,13 @@ public actor JobLauncher {
         }
         var local = Self.localHostNames
         local.insert(configuration.advertiseAddress)
-        let arguments = Self.mpirunArguments(
-            launch, localHostNames: local, isRoot: getuid() == 0, executable: executable,
-            coordinator: configuration.coordinator, cacheDirectory: configuration.dataDirectory + "/shards",
-            tlsCA: configuration.tlsCAPath, tlsServerName: configuration.tlsServerName)
+        let cache = configuration.dataDirectory + "/shards"
+        let arguments = method == .srun
+            ? Self.srunArguments(launch, executable: executable, coordinator: configuration.coordinator, cacheDirectory: cache,
+                                 tlsCA: configuration.tlsCAPath, tlsServerName: configuration.tlsServerName)
+            : Self.mpirunArguments(launch, localHostNames: local, isRoot: getuid() == 0, executable: executable,
+                                   coordinator: configuration.coordinator, cacheDirectory: cache,
+                                   tlsCA: configuration.tlsCAPath, tlsServerName: configuration.tlsServerName)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [mpirun] + arguments
@@ -134,9 +188,9 @@ public actor JobLauncher {
         do {
             try process.run()
         } catch {
-            logger.error("could not start mpirun", metadata: ["job.id": "\(jobId)", "error": "\(error)"])
+            logger.error("could not start \(mpirun)", metadata: ["job.id": "\(jobId)", "error": "\(error)"])
             Task { await ended(jobId: jobId, attempt: attempt, exitCode: 127, signal: 0,
-                               output: "could not start \(mpirun): \(error) (is openmpi-bin installed?)") }
+                               output: "could not start \(mpirun): \(error) (\(method == .srun ? "is Slurm's srun on the PATH?" : "is openmpi-bin installed?"))") }
             return
         }
         running[jobId] = Running(process: process, attempt: attempt, tail: tail)

@@ -37,10 +37,15 @@ struct Join: AsyncParsableCommand {
     @Option(help: "Expected name in the coordinator's certificate (default: the host of --coordinator).")
     var tlsServerName: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+    @Option(help: "How job ranks start: mpirun, srun, or auto (srun inside a Slurm allocation, else mpirun).")
+    var launcher = "auto"
 
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         guard let level = Logger.Level(name: logLevel) else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        guard let method = JobLaunchMethod(rawValue: launcher) else {
+            throw ValidationError("unknown --launcher '\(launcher)': use mpirun, srun or auto")
+        }
         guard let target = coordinator ?? env["NEBULA_COORDINATOR"], !target.isEmpty else {
             throw ValidationError("no coordinator: pass --coordinator HOST:PORT or set NEBULA_COORDINATOR")
         }
@@ -67,6 +72,7 @@ struct Join: AsyncParsableCommand {
         var config = AgentConfiguration(coordinator: target, token: secret, nodeId: nodeId, dataDirectory: dataDir,
                                         advertiseAddress: advertise ?? host)
         config.labels = labelMap
+        config.launcher = method
         if let tlsCA {
             config.tls = try RPCTLS.client(caPath: tlsCA, serverNameOverride: tlsServerName)
             config.tlsCAPath = URL(fileURLWithPath: tlsCA).standardizedFileURL.path
