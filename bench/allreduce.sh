@@ -7,7 +7,8 @@
 #      aligned buffer per size, with the same iteration counts, repetitions and barriers as the Swift side;
 #   2. builds nebula-bench-allreduce (release) and runs it under mpirun for each implementation:
 #      fusion (FusionBuffer on the MPI thread, 1 MiB segments), fusion-whole (one allreduce per bucket),
-#      fusion-hop (the layer driven from another thread: one hop to the MPI thread per allreduce), and
+#      fusion-hop (the layer driven from another thread: one hop to the MPI thread per allreduce),
+#      fusion-fp16 (the Float16 wire format: half the bytes, a user-defined MPI sum), and
 #      raw (MPICommunicator.allreduce on one buffer: the Swift wrapper alone, no copies, no weights), and
 #      copies (1 process, the layer against a backend that communicates nothing: the cost of copying in
 #      and out, printed in µs next to C's time per allreduce);
@@ -17,7 +18,8 @@
 #      busbw = algbw·2(n−1)/n (nccl-tests), and the ratio time(C) / time(Swift) (≥ 1: the layer is at
 #      least as fast as the plain loop);
 #   4. unless --skip-mlp: data-parallel MLP 64→256→256→10, Adam, batch 256 per rank, on 1 and on --np
-#      ranks, and the scaling efficiency E(n) = X(n) / (n·X(1)) from total samples/s. The PyTorch DDP
+#      ranks (on --np: backward overlapped with the allreduces, not overlapped, and overlapped with the
+#      Float16 wire), and the scaling efficiency E(n) = X(n) / (n·X(1)) from total samples/s. The PyTorch DDP
 #      reference (baselines/ddp_mlp.py) runs only when bench/.venv-torch has torch (bench/mlp-throughput.sh
 #      creates it); otherwise its numbers from the project baselines are quoted, not measured.
 # Gradients are what the layer averages, so the Swift side also copies them in (scaled by the rank's
@@ -119,9 +121,9 @@ run_mpi() { local n=$1; shift; timeout --kill-after=10 900 mpirun -np "$n" --ove
 # both sides of a comparison alike.
 for ((r = 1; r <= rounds; r++)); do
   for size in ${sizes//,/ }; do
-    info "round $r/$rounds, $size bytes: C, raw, fusion, fusion-whole, fusion-hop (np $np; load $(cut -d' ' -f1 /proc/loadavg))"
+    info "round $r/$rounds, $size bytes: C, raw, fusion, fusion-whole, fusion-hop, fusion-fp16 (np $np; load $(cut -d' ' -f1 /proc/loadavg))"
     run_mpi "$np" "$out/allreduce_ref" "$reps" "$size" >>"$out/allreduce.jsonl"
-    for impl in raw fusion fusion-whole fusion-hop; do
+    for impl in raw fusion fusion-whole fusion-hop fusion-fp16; do
       run_mpi "$np" "$bin" allreduce --impl "$impl" --reps "$reps" --sizes "$size" >>"$out/allreduce.jsonl"
     done
     run_mpi 1 "$bin" allreduce --impl copies --reps "$reps" --sizes "$size" >>"$out/allreduce.jsonl"
@@ -129,9 +131,13 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 if [[ $mlp == 1 ]]; then
-  for n in 1 "$np"; do
-    info "data-parallel MLP on $n rank(s): $mlp_rows rows, $mlp_epochs epochs (load $(cut -d' ' -f1 /proc/loadavg))"
-    run_mpi "$n" "$bin" mlp --rows "$mlp_rows" --epochs "$mlp_epochs" | tee -a "$out/mlp.jsonl" >&2
+  info "data-parallel MLP on 1 rank: $mlp_rows rows, $mlp_epochs epochs (load $(cut -d' ' -f1 /proc/loadavg))"
+  run_mpi 1 "$bin" mlp --rows "$mlp_rows" --epochs "$mlp_epochs" | tee -a "$out/mlp.jsonl" >&2
+  for config in "on float32" "off float32" "on float16"; do
+    read -r overlap wire <<<"$config"
+    info "data-parallel MLP on $np ranks, overlap $overlap, wire $wire: $mlp_rows rows, $mlp_epochs epochs (load $(cut -d' ' -f1 /proc/loadavg))"
+    run_mpi "$np" "$bin" mlp --rows "$mlp_rows" --epochs "$mlp_epochs" --overlap "$overlap" --wire "$wire" \
+      | tee -a "$out/mlp.jsonl" >&2
   done
   torchrun=bench/.venv-torch/bin/torchrun
   bench_baselines allreduce ddp_mlp.py synth.py
@@ -166,14 +172,14 @@ for o in lines("allreduce.jsonl"):
         by.setdefault((o["impl"], o["bytes"]), []).append(o["seconds"])
         best.setdefault((o["impl"], o["bytes"]), []).append(o["best_seconds"])
 sizes = sorted({b for (_, b) in by})
-impls = ["c", "raw", "fusion", "fusion-whole", "fusion-hop", "copies"]
+impls = ["c", "raw", "fusion", "fusion-whole", "fusion-hop", "fusion-fp16", "copies"]
 def human(b):
     return f"{b >> 20} MB" if b >= 1 << 20 else f"{b >> 10} KB"
 print()
 print(f"Allreduce, {np_} ranks, Float32 SUM. algbw / busbw in GB/s from the best repetition over all rounds;")
 print("ratio = time(C) / time(Nebula), from the best repetitions (median repetitions in brackets).")
-print("| size | C algbw | C busbw | fusion algbw | fusion busbw | **fusion ratio** | raw ratio | fusion-whole ratio | fusion-hop ratio | C µs | layer-only µs |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| size | C algbw | C busbw | fusion algbw | fusion busbw | **fusion ratio** | raw ratio | fusion-whole ratio | fusion-hop ratio | fusion-fp16 ratio | C µs | layer-only µs |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for b in sizes:
     t = {i: min(best[(i, b)]) for i in impls if (i, b) in best}
     m = {i: statistics.median(by[(i, b)]) for i in impls if (i, b) in by}
@@ -187,19 +193,22 @@ for b in sizes:
         return f"{ratio(i, t):.2f} ({ratio(i, m):.2f})"
     ca, cb = bw("c"); fa, fb = bw("fusion")
     print(f"| {human(b)} | {ca:.2f} | {cb:.2f} | {fa:.2f} | {fb:.2f} | **{both('fusion')}** | {both('raw')} | "
-          f"{both('fusion-whole')} | {both('fusion-hop')} | {t.get('c', float('nan')) * 1e6:.1f} | "
+          f"{both('fusion-whole')} | {both('fusion-hop')} | {both('fusion-fp16')} | {t.get('c', float('nan')) * 1e6:.1f} | "
           f"{t.get('copies', float('nan')) * 1e6:.1f} |")
-dp = {o["world_size"]: o for o in lines("mlp.jsonl") if o.get("kind") == "dp_summary"}
-if dp:
+summaries = [o for o in lines("mlp.jsonl") if o.get("kind") == "dp_summary"]
+if summaries:
     print()
     print("Data-parallel MLP 64→256→256→10, Adam, batch 256 per rank (total samples/s, median over epochs)")
-    x1 = dp.get(1, {}).get("median_total_samples_per_s")
-    xn = dp.get(np_, {}).get("median_total_samples_per_s")
+    x1 = next((o["median_total_samples_per_s"] for o in summaries if o["world_size"] == 1), None)
     ddp = {o["world_size"]: o["median_total_samples_per_s"] for o in lines("ddp.jsonl") if o.get("kind") == "ddp_summary"}
     print("| | 1 rank | %d ranks | E(%d) |" % (np_, np_))
     print("|---|---|---|---|")
-    if x1 and xn:
-        print(f"| Nebula (MPI) | {x1:,.0f} | {xn:,.0f} | **{xn / (np_ * x1):.2f}** |")
+    for o in summaries:
+        if o["world_size"] != np_ or not x1:
+            continue
+        xn = o["median_total_samples_per_s"]
+        label = "overlap %s, %s wire" % ("on" if o.get("overlap", True) else "off", o.get("wire", "float32"))
+        print(f"| Nebula (MPI), {label} | {x1:,.0f} | {xn:,.0f} | **{xn / (np_ * x1):.2f}** |")
     if 1 in ddp and np_ in ddp:
         print(f"| PyTorch DDP (gloo), measured now | {ddp[1]:,.0f} | {ddp[np_]:,.0f} | {ddp[np_] / (np_ * ddp[1]):.2f} |")
     else:

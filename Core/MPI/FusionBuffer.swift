@@ -132,6 +132,8 @@ public final class FusionBuffer {
         var requests: [any PendingAllreduce] = []
         var firstUnfinished = 0
         var error: (any Error)?
+        /// A world of one: nothing is reduced (Note [World of one]).
+        var local = false
     }
 
     public init(parameterSizes: [Int], capBytes: Int = defaultBucketCapBytes,
@@ -244,7 +246,7 @@ public final class FusionBuffer {
         checkPass(parameters, samples: samples)
         guard backend.size > 1 else {  // Note [World of one]: nothing to reduce
             pass = Pass(parameters: [], backend: backend, samples: samples, lossSum: lossSum, scale: 1, ready: [], waiting: [],
-                        next: segments.count)
+                        next: segments.count, local: true)
             return
         }
         var state = Pass(parameters: parameters, backend: backend, samples: samples, lossSum: lossSum, scale: Float(samples),
@@ -266,7 +268,7 @@ public final class FusionBuffer {
     /// segment that became complete, in plan order, and lets the started ones progress. Parameters that
     /// are not in the pass are ignored. An MPI error is kept and thrown by `finishPass`.
     public func gradientsReady(_ ready: [Parameter]) {
-        guard pass != nil, !pass!.parameters.isEmpty, pass!.error == nil else { return }
+        guard pass != nil, !pass!.local, pass!.error == nil else { return }
         for p in ready {
             guard let i = parameterIndex[ObjectIdentifier(p)] else { continue }
             precondition(!pass!.ready[i], "FusionBuffer: parameter \(p.name) reported twice in one backward pass")
@@ -286,7 +288,7 @@ public final class FusionBuffer {
     @discardableResult
     public func finishPass() throws -> GlobalBatch {
         guard var state = pass else { preconditionFailure("FusionBuffer.finishPass() without beginPass()") }
-        if state.parameters.isEmpty {  // a world of one
+        if state.local {  // Note [World of one]
             pass = nil
             return GlobalBatch(samples: state.samples, lossSum: state.lossSum)
         }

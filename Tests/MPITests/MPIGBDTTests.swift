@@ -66,5 +66,34 @@ extension MPIWorldTests {
             #expect(distributed == single)
             #expect(distributed.predictClasses(x) == single.predictClasses(x))
         }
+
+        /// What a restarted GBDT job does (Note [Resuming boosting]): every rank stops after 4
+        /// iterations, saves the model (rank 0's bytes, broadcast, stand in for the checkpoint), decodes
+        /// it and boosts on to 10 over MPI: the single process's 10-iteration model.
+        @Test func resumedFromASavedModelMatchesSingleProcess() async throws {
+            try await TestWorld.enter()
+            let (x, _, labels) = Self.data()
+            let p = { var p = GBDTParameters(); p.maxIterations = 10; return p }()
+            let single = GBDTModel.fitClassifier(x: x, labels: labels, classes: 3, parameters: p)
+            let resumed = try await mpi.run { comm in
+                let mine = Self.rows(of: comm.rank, ranks: comm.size, total: x.rows)
+                let edges = try Self.broadcastEdges(comm, x)
+                var early = p
+                early.maxIterations = 4
+                let partial = GBDTModel.fitClassifier(x: x.gatherRows(mine), labels: mine.map { labels[$0] }, classes: 3,
+                                                      parameters: early, binMapper: edges,
+                                                      collective: MPIGBDTCollective(TestWorld.mpi))
+                var bytes = comm.rank == 0 ? partial.encoded() : []
+                var count = [Int64(bytes.count)]
+                try count.withUnsafeMutableBufferPointer { (b) throws(MPIError) in try comm.broadcast(b, root: 0) }
+                if comm.rank != 0 { bytes = [UInt8](repeating: 0, count: Int(count[0])) }
+                try bytes.withUnsafeMutableBufferPointer { (b) throws(MPIError) in try comm.broadcast(b, root: 0) }
+                let saved = try GBDTModel(decoding: bytes)
+                return GBDTModel.fitClassifier(x: x.gatherRows(mine), labels: mine.map { labels[$0] }, classes: 3,
+                                               parameters: p, collective: MPIGBDTCollective(TestWorld.mpi), resume: saved)
+            }
+            #expect(resumed.iterations == 10)
+            #expect(resumed == single)
+        }
     }
 }

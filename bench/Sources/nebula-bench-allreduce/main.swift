@@ -1,6 +1,7 @@
 // nebula-bench-allreduce: the Swift half of bench/allreduce.sh; run it under mpirun.
 //
-//   nebula-bench-allreduce allreduce [--sizes 4096,65536,...] [--reps 7] [--impl fusion|fusion-whole|fusion-hop]
+//   nebula-bench-allreduce allreduce [--sizes 4096,65536,...] [--reps 7]
+//                                    [--impl fusion|fusion-whole|fusion-hop|fusion-fp16|raw|copies]
 //                                    [--segment-bytes 1048576]
 //     Gradient averaging through the data-parallel layer (FusionBuffer → MPIAllreduceBackend), on the
 //     bytes of each size split like an MLP's parameters (4 weight/bias pairs), every rank weighting by a
@@ -10,14 +11,17 @@
 //                     (default: the layer's default, 1 MiB);
 //       fusion-whole  the same, each bucket in one allreduce (segmentBytes: nil);
 //       fusion-hop    the default layer driven from another thread: every allreduce hops to the MPI thread;
+//       fusion-fp16   fusion with the Float16 wire format (half the bytes, a user-defined MPI sum, and a
+//                     separate Float32 allreduce of the sample count per call);
 //       raw           no data-parallel layer: in-place MPICommunicator.allreduce on one aligned buffer
 //                     (the Swift wrapper's own cost next to the C loop);
 //       copies        the layer against a backend that claims 2 ranks and communicates nothing: what the
 //                     copies in and out cost (run it as one process).
-//   nebula-bench-allreduce mlp [--rows 262144] [--epochs 2] [--batch 256]
+//   nebula-bench-allreduce mlp [--rows 262144] [--epochs 2] [--batch 256] [--overlap on|off] [--wire float32|float16]
 //     Data-parallel MLP 64→256→256→10 (ReLU), Adam 1e-3, `--batch` rows per rank, cross-entropy, on
 //     synthetic rows every rank generates identically (a teacher network like baselines/synth.py).
-//     Reports total samples/s over all ranks per epoch (rank 0, epochs between barriers).
+//     Reports total samples/s over all ranks per epoch (rank 0, epochs between barriers). --overlap
+//     (default on) overlaps backward with the bucket allreduces; --wire picks the gradient wire format.
 //
 // One JSON object per line (rank 0 only). algbw = bytes / time, busbw = algbw · 2(n − 1)/n (nccl-tests).
 #if canImport(Glibc)
@@ -58,6 +62,8 @@ struct Options {
     var rows = 262_144
     var epochs = 2
     var batch = 256
+    var overlap = true
+    var wire = FusionBuffer.WireFormat.float32
 }
 
 func parse(_ args: [String]) -> Options {
@@ -82,11 +88,21 @@ func parse(_ args: [String]) -> Options {
         case "--reps": o.reps = positive(value())
         case "--impl":
             o.impl = value()
-            guard ["fusion", "fusion-whole", "fusion-hop", "raw", "copies"].contains(o.impl) else { fail("unknown --impl \(o.impl)") }
+            guard ["fusion", "fusion-whole", "fusion-hop", "fusion-fp16", "raw", "copies"].contains(o.impl) else {
+                fail("unknown --impl \(o.impl)")
+            }
         case "--segment-bytes": o.segmentBytes = positive(value())
         case "--rows": o.rows = positive(value())
         case "--epochs": o.epochs = positive(value())
         case "--batch": o.batch = positive(value())
+        case "--overlap":
+            let v = value()
+            guard v == "on" || v == "off" else { fail("--overlap takes on or off, got \(v)") }
+            o.overlap = v == "on"
+        case "--wire":
+            let v = value()
+            guard let w = FusionBuffer.WireFormat(rawValue: v) else { fail("--wire takes float32 or float16, got \(v)") }
+            o.wire = w
         default: fail("unknown argument \(args[i])")
         }
         i += 1
@@ -116,7 +132,7 @@ func benchAllreduce(_ o: Options, _ mpi: MPIRuntime) throws {
     let segment: Int? = o.impl == "fusion-whole" ? nil : o.segmentBytes
     for bytes in o.sizes {
         let params = gradientParameters(bytes: bytes, rank: mpi.rank)
-        let fusion = FusionBuffer(for: params, segmentBytes: segment)
+        let fusion = FusionBuffer(for: params, segmentBytes: segment, wire: o.impl == "fusion-fp16" ? .float16 : .float32)
         let iters = iterations(bytes)
         let body = { (comm: MPICommunicator?) throws -> [Double] in
             var times: [Double] = []
@@ -219,7 +235,8 @@ func benchMLP(_ o: Options, _ mpi: MPIRuntime) throws {
         let trainer = try DataParallelTrainer(model: model, loss: CrossEntropyLoss(),
                                               optimizer: Adam(model.parameters, learningRate: 1e-3),
                                               backend: MPIAllreduceBackend(mpi),
-                                              options: TrainingOptions(epochs: 1, batchSize: o.batch, seed: 0))
+                                              options: TrainingOptions(epochs: 1, batchSize: o.batch, seed: 0),
+                                              wire: o.wire, overlap: o.overlap)
         var rates: [Double] = []
         for _ in 0..<o.epochs {
             try comm.barrier()
@@ -238,6 +255,7 @@ func benchMLP(_ o: Options, _ mpi: MPIRuntime) throws {
     }
     if mpi.rank == 0 {
         emit([("kind", quoted("dp_summary")), ("world_size", "\(mpi.size)"), ("batch_per_rank", "\(o.batch)"),
+              ("overlap", o.overlap ? "true" : "false"), ("wire", quoted(o.wire.rawValue)),
               ("epochs", "\(o.epochs)"), ("median_total_samples_per_s", "\(median(rates).rounded())")])
     }
 }
