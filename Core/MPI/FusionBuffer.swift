@@ -487,33 +487,14 @@ public final class FusionBuffer {
         return segments
     }
 
-    /// dst[i] = Float16(scale · src[i]) (round to nearest even), vectorised.
+    /// dst[i] = Float16(scale · src[i]) (round to nearest even; Note [Half conversion without F16C]).
     static func toHalf(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float16>, _ n: Int, scale: Float) {
-        let s = SIMD8<Float>(repeating: scale)
-        var i = 0
-        while i + 8 <= n {
-            let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self) * s
-            UnsafeMutableRawPointer(dst + i).storeBytes(of: SIMD8<Float16>(v), as: SIMD8<Float16>.self)
-            i += 8
-        }
-        while i < n {
-            dst[i] = Float16(src[i] * scale)
-            i += 1
-        }
+        HalfConversion.toHalf(src, dst, count: n, scale: scale)
     }
 
-    /// dst[i] = Float(src[i]) (exact), vectorised.
+    /// dst[i] = Float(src[i]) (exact).
     static func fromHalf(_ src: UnsafePointer<Float16>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
-        var i = 0
-        while i + 8 <= n {
-            let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float16>.self)
-            UnsafeMutableRawPointer(dst + i).storeBytes(of: SIMD8<Float>(v), as: SIMD8<Float>.self)
-            i += 8
-        }
-        while i < n {
-            dst[i] = Float(src[i])
-            i += 1
-        }
+        HalfConversion.toFloat(src, dst, count: n)
     }
 
     /// dst[i] = scale · src[i], vectorised (a plain copy when scale is 1).

@@ -160,19 +160,8 @@ enum MPICall {
                                                         UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<MPI_Datatype?>?) -> Void = {
         input, inout_, length, _ in
         guard let input, let inout_, let length else { return }
-        let n = Int(length.pointee)
-        let a = input.assumingMemoryBound(to: Float16.self), b = inout_.assumingMemoryBound(to: Float16.self)
-        var i = 0
-        while i + 8 <= n {
-            let x = SIMD8<Float>(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float16>.self))
-            let y = SIMD8<Float>(UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float16>.self))
-            UnsafeMutableRawPointer(b + i).storeBytes(of: SIMD8<Float16>(x + y), as: SIMD8<Float16>.self)
-            i += 8
-        }
-        while i < n {
-            b[i] = Float16(Float(a[i]) + Float(b[i]))
-            i += 1
-        }
+        HalfConversion.addInPlace(input.assumingMemoryBound(to: Float16.self), inout_.assumingMemoryBound(to: Float16.self),
+                                  count: Int(length.pointee))
     }
 
     // MARK: Handles (macros over global structs in OpenMPI: from the shim)
