@@ -48,8 +48,10 @@ public struct GlobalBatch: Sendable, Equatable {
 /// become zero, and magnitudes above 65504 become ±infinity
 /// (as with PyTorch's fp16 compression hook; the step's parameters then become non-finite, so keep it
 /// for well-scaled gradients). The counts and the loss stay exact as in Float32. Off by default: on
-/// shared memory the copies cost more than the bytes (bench/allreduce.sh, layer-only column), so
-/// halving the bytes pays only across hosts.
+/// shared memory the conversions cost more than the bytes save (bench/allreduce.sh: at 1 MB the
+/// Float16 layer took about 3.5× the Float32 layer's time on these machines, its conversions alone
+/// about 6× the Float32 copies, Note [Half conversion without F16C]); it can only pay across hosts,
+/// where the wire is the bottleneck.
 ///
 /// Note [Overlapped reduction]: `beginPass` / `gradientsReady` / `finishPass` reduce while the
 /// backward pass runs (DDP's reducer). The trainer calls `beginPass` after the loss (the sample count

@@ -176,6 +176,8 @@ struct TrainingLoop {
         let cap = max(1, plan.spec.bucketCapMB) << 20
         let wire: FusionBuffer.WireFormat = plan.spec.fp16Allreduce ? .float16 : .float32
         let overlap = !plan.spec.noOverlap
+        log("mlp: local batch \(localBatch)" + (plan.rankBatchSizes.isEmpty ? "" : " (ranks: \(plan.rankBatchSizes.map(String.init).joined(separator: ",")))")
+            + ", gradients \(overlap ? "overlapped with backward" : "reduced after backward"), \(wire.rawValue) wire")
 
         if classification {
             let y = try schema.classIndices(shard, rows: trainRows)

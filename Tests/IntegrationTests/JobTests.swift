@@ -112,6 +112,10 @@ struct JobTests {
             let spec = try #require(job["spec"] as? [String: Any])
             #expect(spec["fp16_allreduce"] as? Bool == true && spec["no_overlap"] as? Bool == true, "\(spec)")
             #expect(spec["gpu_batch_size"] as? Int == 64)
+            // the ranks trained with what was asked (neither node has a GPU: --batch-size everywhere)
+            let logs = try cluster.cli(["job", "logs", id, "--limit", "2000"])
+            #expect(logs.stdout.contains("mlp: local batch 32 (ranks: 32,32), gradients reduced after backward, float16 wire"),
+                    "\(logs.stdout.suffix(3000))")
         }
     }
 

@@ -16,7 +16,8 @@
 //       raw           no data-parallel layer: in-place MPICommunicator.allreduce on one aligned buffer
 //                     (the Swift wrapper's own cost next to the C loop);
 //       copies        the layer against a backend that claims 2 ranks and communicates nothing: what the
-//                     copies in and out cost (run it as one process).
+//                     copies in and out cost (run it as one process);
+//       copies-fp16   the same with the Float16 wire format (the conversions' cost).
 //   nebula-bench-allreduce mlp [--rows 262144] [--epochs 2] [--batch 256] [--overlap on|off] [--wire float32|float16]
 //     Data-parallel MLP 64→256→256→10 (ReLU), Adam 1e-3, `--batch` rows per rank, cross-entropy, on
 //     synthetic rows every rank generates identically (a teacher network like baselines/synth.py).
@@ -88,7 +89,7 @@ func parse(_ args: [String]) -> Options {
         case "--reps": o.reps = positive(value())
         case "--impl":
             o.impl = value()
-            guard ["fusion", "fusion-whole", "fusion-hop", "fusion-fp16", "raw", "copies"].contains(o.impl) else {
+            guard ["fusion", "fusion-whole", "fusion-hop", "fusion-fp16", "raw", "copies", "copies-fp16"].contains(o.impl) else {
                 fail("unknown --impl \(o.impl)")
             }
         case "--segment-bytes": o.segmentBytes = positive(value())
@@ -132,7 +133,7 @@ func benchAllreduce(_ o: Options, _ mpi: MPIRuntime) throws {
     let segment: Int? = o.impl == "fusion-whole" ? nil : o.segmentBytes
     for bytes in o.sizes {
         let params = gradientParameters(bytes: bytes, rank: mpi.rank)
-        let fusion = FusionBuffer(for: params, segmentBytes: segment, wire: o.impl == "fusion-fp16" ? .float16 : .float32)
+        let fusion = FusionBuffer(for: params, segmentBytes: segment, wire: o.impl.hasSuffix("fp16") ? .float16 : .float32)
         let iters = iterations(bytes)
         let body = { (comm: MPICommunicator?) throws -> [Double] in
             var times: [Double] = []
@@ -150,7 +151,7 @@ func benchAllreduce(_ o: Options, _ mpi: MPIRuntime) throws {
         switch o.impl {
         case "fusion-hop": times = try body(nil)
         case "raw": times = try rawAllreduce(bytes: bytes, iterations: iters, reps: o.reps, mpi)
-        case "copies": times = try copiesOnly(fusion, params, iterations: iters, reps: o.reps)
+        case "copies", "copies-fp16": times = try copiesOnly(fusion, params, iterations: iters, reps: o.reps)
         default: times = try mpi.withCommunicator { comm in try body(comm) }
         }
         // The slowest rank's time is the collective's time.
@@ -194,6 +195,7 @@ struct NoCommunication: AllreduceBackend {
     var size: Int { 2 }
     func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) {}
     func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) {}
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float16>) {}
 }
 
 /// The layer without communication.
