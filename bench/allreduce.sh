@@ -11,7 +11,8 @@
 #      fusion-fp16 (the Float16 wire format: half the bytes, a user-defined MPI sum), and
 #      raw (MPICommunicator.allreduce on one buffer: the Swift wrapper alone, no copies, no weights), and
 #      copies (1 process, the layer against a backend that communicates nothing: the cost of copying in
-#      and out, printed in µs next to C's time per allreduce);
+#      and out, printed in µs next to C's time per allreduce), and copies-fp16 (the same with the Float16
+#      wire: the conversions' cost);
 #   3. per round and size, short runs alternate C and the Swift implementations; per size and
 #      implementation the best repetition over all rounds (the least disturbed by other load on a shared
 #      machine; the median repetitions are printed too), then algbw = bytes / time,
@@ -127,6 +128,7 @@ for ((r = 1; r <= rounds; r++)); do
       run_mpi "$np" "$bin" allreduce --impl "$impl" --reps "$reps" --sizes "$size" >>"$out/allreduce.jsonl"
     done
     run_mpi 1 "$bin" allreduce --impl copies --reps "$reps" --sizes "$size" >>"$out/allreduce.jsonl"
+    run_mpi 1 "$bin" allreduce --impl copies-fp16 --reps "$reps" --sizes "$size" >>"$out/allreduce.jsonl"
   done
 done
 
@@ -172,14 +174,14 @@ for o in lines("allreduce.jsonl"):
         by.setdefault((o["impl"], o["bytes"]), []).append(o["seconds"])
         best.setdefault((o["impl"], o["bytes"]), []).append(o["best_seconds"])
 sizes = sorted({b for (_, b) in by})
-impls = ["c", "raw", "fusion", "fusion-whole", "fusion-hop", "fusion-fp16", "copies"]
+impls = ["c", "raw", "fusion", "fusion-whole", "fusion-hop", "fusion-fp16", "copies", "copies-fp16"]
 def human(b):
     return f"{b >> 20} MB" if b >= 1 << 20 else f"{b >> 10} KB"
 print()
 print(f"Allreduce, {np_} ranks, Float32 SUM. algbw / busbw in GB/s from the best repetition over all rounds;")
 print("ratio = time(C) / time(Nebula), from the best repetitions (median repetitions in brackets).")
-print("| size | C algbw | C busbw | fusion algbw | fusion busbw | **fusion ratio** | raw ratio | fusion-whole ratio | fusion-hop ratio | fusion-fp16 ratio | C µs | layer-only µs |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| size | C algbw | C busbw | fusion algbw | fusion busbw | **fusion ratio** | raw ratio | fusion-whole ratio | fusion-hop ratio | fusion-fp16 ratio | C µs | layer-only µs | layer-only fp16 µs |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for b in sizes:
     t = {i: min(best[(i, b)]) for i in impls if (i, b) in best}
     m = {i: statistics.median(by[(i, b)]) for i in impls if (i, b) in by}
@@ -194,7 +196,7 @@ for b in sizes:
     ca, cb = bw("c"); fa, fb = bw("fusion")
     print(f"| {human(b)} | {ca:.2f} | {cb:.2f} | {fa:.2f} | {fb:.2f} | **{both('fusion')}** | {both('raw')} | "
           f"{both('fusion-whole')} | {both('fusion-hop')} | {both('fusion-fp16')} | {t.get('c', float('nan')) * 1e6:.1f} | "
-          f"{t.get('copies', float('nan')) * 1e6:.1f} |")
+          f"{t.get('copies', float('nan')) * 1e6:.1f} | {t.get('copies-fp16', float('nan')) * 1e6:.1f} |")
 summaries = [o for o in lines("mlp.jsonl") if o.get("kind") == "dp_summary"]
 if summaries:
     print()

@@ -19,10 +19,13 @@
 //                     copies in and out cost (run it as one process);
 //       copies-fp16   the same with the Float16 wire format (the conversions' cost).
 //   nebula-bench-allreduce mlp [--rows 262144] [--epochs 2] [--batch 256] [--overlap on|off] [--wire float32|float16]
+//                              [--bucket-cap-bytes 26214400]
 //     Data-parallel MLP 64→256→256→10 (ReLU), Adam 1e-3, `--batch` rows per rank, cross-entropy, on
 //     synthetic rows every rank generates identically (a teacher network like baselines/synth.py).
 //     Reports total samples/s over all ranks per epoch (rank 0, epochs between barriers). --overlap
-//     (default on) overlaps backward with the bucket allreduces; --wire picks the gradient wire format.
+//     (default on) overlaps backward with the bucket allreduces; --wire picks the gradient wire format;
+//     --bucket-cap-bytes the fusion bucket cap (the MLP's 0.34 MB of gradients are one bucket at the
+//     default 25 MiB, so nothing can overlap unless the cap is smaller).
 //
 // One JSON object per line (rank 0 only). algbw = bytes / time, busbw = algbw · 2(n − 1)/n (nccl-tests).
 #if canImport(Glibc)
@@ -64,6 +67,7 @@ struct Options {
     var epochs = 2
     var batch = 256
     var overlap = true
+    var bucketCapBytes = defaultBucketCapBytes
     var wire = FusionBuffer.WireFormat.float32
 }
 
@@ -96,6 +100,7 @@ func parse(_ args: [String]) -> Options {
         case "--rows": o.rows = positive(value())
         case "--epochs": o.epochs = positive(value())
         case "--batch": o.batch = positive(value())
+        case "--bucket-cap-bytes": o.bucketCapBytes = positive(value())
         case "--overlap":
             let v = value()
             guard v == "on" || v == "off" else { fail("--overlap takes on or off, got \(v)") }
@@ -238,7 +243,7 @@ func benchMLP(_ o: Options, _ mpi: MPIRuntime) throws {
                                               optimizer: Adam(model.parameters, learningRate: 1e-3),
                                               backend: MPIAllreduceBackend(mpi),
                                               options: TrainingOptions(epochs: 1, batchSize: o.batch, seed: 0),
-                                              wire: o.wire, overlap: o.overlap)
+                                              bucketCapBytes: o.bucketCapBytes, wire: o.wire, overlap: o.overlap)
         var rates: [Double] = []
         for _ in 0..<o.epochs {
             try comm.barrier()
@@ -258,6 +263,7 @@ func benchMLP(_ o: Options, _ mpi: MPIRuntime) throws {
     if mpi.rank == 0 {
         emit([("kind", quoted("dp_summary")), ("world_size", "\(mpi.size)"), ("batch_per_rank", "\(o.batch)"),
               ("overlap", o.overlap ? "true" : "false"), ("wire", quoted(o.wire.rawValue)),
+              ("bucket_cap_bytes", "\(o.bucketCapBytes)"),
               ("epochs", "\(o.epochs)"), ("median_total_samples_per_s", "\(median(rates).rounded())")])
     }
 }
