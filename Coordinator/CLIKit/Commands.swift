@@ -15,7 +15,8 @@ public struct NebulaCLI: AsyncParsableCommand {
             or .nebula/cluster.env written by cluster/up. Every listing takes --json or --csv.
             """,
         version: "0.1.0",
-        subcommands: [Nodes.self, Node.self, Health.self, Logs.self, Dataset.self, Submit.self, Jobs.self, Job.self, Train.self])
+        subcommands: [Nodes.self, Node.self, Health.self, Logs.self, Dataset.self, Submit.self, Jobs.self, Job.self, Train.self,
+                      Build.self, Predict.self])
 
     public init() {}
 }

@@ -103,6 +103,8 @@ public final class Coordinator: Sendable {
                                   registry: registry, dataDirectory: configuration.dataDirectory, persist: persist, logger: logger)
         try await jobs.recover()
         relay.target = jobs
+        let builder = try BuilderService(dataDirectory: configuration.dataDirectory, client: client, datasets: datasets, logger: logger)
+        try await builder.recover()
 
         let started = nowUnixMs()
         let join = configuration.joinToken
@@ -122,8 +124,8 @@ public final class Coordinator: Sendable {
 
         var api: APIServer?
         if configuration.api.listen != nil {
-            let services = APIServices(datasets: datasets, jobs: jobs, registry: registry, store: store, startedUnixMs: started,
-                                       version: NebulaVersion.string)
+            let services = APIServices(datasets: datasets, jobs: jobs, builder: builder, registry: registry, store: store,
+                                       startedUnixMs: started, version: NebulaVersion.string, adminToken: configuration.adminToken)
             do {
                 let server = try await APIServer.make(configuration: configuration.api, services: services,
                                                       databaseURL: configuration.databaseURL,

@@ -218,5 +218,22 @@ public enum CoordinatorSchema {
             CREATE INDEX jobs_user ON jobs (user_name, seq DESC);
             CREATE INDEX datasets_owner ON datasets (owner, created_at DESC);
             """),
+        Migration(version: 5, name: "builder runs", sql: """
+            CREATE TABLE builder_runs (
+                id           text PRIMARY KEY,
+                owner        text NOT NULL,
+                dataset_id   text NOT NULL,
+                name         text NOT NULL DEFAULT '',
+                state        text NOT NULL CHECK (state IN ('queued', 'running', 'completed', 'failed')),
+                progress     text NOT NULL DEFAULT '',
+                error        text NOT NULL DEFAULT '',
+                request      jsonb NOT NULL,            -- BuilderRequest
+                result       jsonb,                     -- BuilderResult (task, leaderboard, report data)
+                created_at   timestamptz NOT NULL DEFAULT now(),
+                started_at   timestamptz,
+                finished_at  timestamptz
+            );
+            CREATE INDEX builder_runs_owner ON builder_runs (owner, created_at DESC);
+            """),
     ]
 }

@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// The element-wise activations the engine knows, for the fused layers (`FusedDense`) and the model builder.
-public enum Activation: String, Sendable, CaseIterable {
+public enum Activation: String, Sendable, CaseIterable, Codable {
     case identity, relu, gelu, geluTanh, tanh, sigmoid
 
     /// A standalone layer computing this activation (`nil` for `.identity`).

@@ -6,7 +6,7 @@
 /// The defaults are the 8×8 digits network: Conv(1→32, 3, pad 1) → ReLU → Conv(32→64, 3, pad 1) → ReLU →
 /// MaxPool 2 → Flatten (64·4·4 = 1024) → Dense(1024→128) → ReLU → Dense(128→10).
 public enum CNN {
-    public struct Configuration: Sendable, Equatable {
+    public struct Configuration: Sendable, Equatable, Codable {
         public var inputChannels: Int
         public var height: Int
         public var width: Int

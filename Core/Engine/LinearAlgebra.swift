@@ -1,6 +1,6 @@
 /// Feature standardisation stored inside the linear models: z = (x − mean) / scale, with the population
 /// standard deviation as scale (scikit-learn's `StandardScaler`) and scale 1 for constant columns.
-public struct LinearStandardizer: Sendable, Equatable {
+public struct LinearStandardizer: Sendable, Equatable, Codable {
     public var mean: [Double]
     public var scale: [Double]
 

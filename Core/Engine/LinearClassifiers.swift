@@ -23,7 +23,7 @@ public struct LinearClassifierOptions: Sendable, Equatable {
 }
 
 /// Binary logistic regression: P(y = 1 | x) = σ(x·coefficients + intercept). Labels are 0 and 1.
-public struct LogisticRegression: Sendable, Equatable {
+public struct LogisticRegression: Sendable, Equatable, Codable {
     /// Coefficients for the original (unstandardised) features.
     public var coefficients: [Double]
     public var intercept: Double
@@ -92,7 +92,7 @@ public struct LogisticRegression: Sendable, Equatable {
 
 /// Multinomial (softmax) logistic regression over `classes` labels 0..<classes, one weight vector per class
 /// (scikit-learn's multinomial `LogisticRegression`, which is over-parameterised and made unique by the L2 term).
-public struct SoftmaxRegression: Sendable, Equatable {
+public struct SoftmaxRegression: Sendable, Equatable, Codable {
     public var classes: Int
     /// `[features × classes]`, row-major, for the original (unstandardised) features.
     public var coefficients: [Double]

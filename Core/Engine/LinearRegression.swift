@@ -2,7 +2,7 @@
 ///
 /// The features are standardised inside the model (`LinearStandardizer`, stored for reference) and the
 /// coefficients are reported on the original scale, so `predict` takes raw features.
-public struct LinearRegression: Sendable, Equatable {
+public struct LinearRegression: Sendable, Equatable, Codable {
     /// Coefficients for the original (unstandardised) features.
     public var coefficients: [Double]
     public var intercept: Double

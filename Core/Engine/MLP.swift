@@ -6,7 +6,7 @@
 /// The same as PyTorch's `Sequential(Linear(64, 256), ReLU(), Linear(256, 256), ReLU(), Linear(256, 10))`
 /// (same initialisation distribution; the output layer has no activation: losses take logits).
 /// Parameters are named `fc0.weight`, `fc0.bias`, `fc1.weight`, … in layer order.
-public struct MLP: Sendable, Equatable {
+public struct MLP: Sendable, Equatable, Codable {
     public var inputs: Int
     public var hidden: [Int]
     public var outputs: Int

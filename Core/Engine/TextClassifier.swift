@@ -9,7 +9,7 @@
 /// every optimizer step touches the whole table, so buckets × dimension sets the cost of a step. The
 /// featurizer's own default of 2^20 buckets (fastText's scale) wants sparse updates.
 public final class TextClassifier {
-    public struct Configuration: Sendable, Equatable {
+    public struct Configuration: Sendable, Equatable, Codable {
         public var features: TextFeaturizer.Configuration
         /// Width of the embedding (fastText's `-dim`).
         public var dimension: Int

@@ -58,7 +58,7 @@ public struct FNV1a64: Sendable, Equatable {
 /// The tag bytes keep the three kinds apart ("ab" the word is not "ab" the n-gram). Repeated features
 /// are kept (a mean-pooled bag weighs them by count). A text with no tokens has no features.
 public struct TextFeaturizer: Sendable {
-    public struct Configuration: Sendable, Equatable {
+    public struct Configuration: Sendable, Equatable, Codable {
         /// Rows of the embedding table the features are hashed into (fastText's `-bucket`, 2^20 here).
         public var buckets: Int
         public var wordUnigrams: Bool

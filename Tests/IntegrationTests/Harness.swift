@@ -230,6 +230,7 @@ final class TestCluster: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         env["NEBULA_COORDINATOR"] = target
         env["NEBULA_ADMIN_TOKEN"] = token ?? adminToken
+        env["NEBULA_HTTP_URL"] = httpBase
         return try runCaptured(IntegrationEnvironment.binDir.appendingPathComponent("nebula"),
                                arguments + (plainText ? [] : clientTLSFlags), environment: env, directory: dir)
     }

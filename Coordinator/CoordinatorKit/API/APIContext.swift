@@ -32,6 +32,15 @@ final class RequestNotes: Sendable {
         guard let user else { throw APIError.unauthorized }
         return user
     }
+
+    /// A signed-in user account (not the cluster admin token, which has no account or session).
+    func account() throws -> AuthenticatedUser {
+        let user = try caller()
+        guard user.sessionId != "admin-token" else {
+            throw APIError.badRequest("the cluster admin token is not a user account: sign in with e-mail and password for this route")
+        }
+        return user
+    }
 }
 
 // MARK: JSON in and out (snake_case on the wire)

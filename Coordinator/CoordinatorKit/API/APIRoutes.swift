@@ -7,10 +7,13 @@ import NebulaStore
 struct APIServices: Sendable {
     let datasets: DatasetService
     let jobs: JobManager
+    let builder: BuilderService
     let registry: NodeRegistry
     let store: CoordinatorStore
     let startedUnixMs: Int64
     let version: String
+    /// The cluster's admin token: also accepted as a bearer token for the built-in admin (the CLI).
+    let adminToken: String
 }
 
 /// Registers every route (one file per area: auth and users, datasets, jobs and downloads, cluster
@@ -32,6 +35,7 @@ struct APIRoutes: Sendable {
         registerUsers()
         registerDatasets()
         registerJobs()
+        registerBuilder()
         registerDownloads()
         registerCluster()
     }

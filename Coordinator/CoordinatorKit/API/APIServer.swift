@@ -47,7 +47,8 @@ final class APIServer: Sendable {
         router.add(middleware: RequestMiddleware(corsOrigins: Set(configuration.corsOrigins),
                                                  https: false, metrics: metrics,
                                                  requestLog: requestLog))
-        table = APIRouteTable(router: router, gate: Gate(auth: auth, limiter: RateLimiter(), limits: configuration.rateLimits))
+        table = APIRouteTable(router: router, gate: Gate(auth: auth, limiter: RateLimiter(), limits: configuration.rateLimits,
+                                                         adminToken: Array(services.adminToken.utf8)))
         let routes = APIRoutes(table: table, auth: auth, services: services, configuration: configuration, metrics: metrics,
                                pool: client, dataDirectory: dataDirectory, logger: logger)
         routes.register()

@@ -56,19 +56,19 @@ extension APIRoutes {
 
         add(RouteSpec(method: .post, path: "/api/auth/logout", access: .user, group: nil, tag: "auth",
                       summary: "Sign out this session", success: 204)) { _, context in
-            _ = try await auth.logout(try context.caller(), everywhere: false)
+            _ = try await auth.logout(try context.account(), everywhere: false)
             return Response(status: .noContent)
         }
 
         add(RouteSpec(method: .post, path: "/api/auth/logout-all", access: .user, group: nil, tag: "auth",
                       summary: "Sign out every session of this user")) { _, context in
-            let n = try await auth.logout(try context.caller(), everywhere: true)
+            let n = try await auth.logout(try context.account(), everywhere: true)
             return try jsonResponse(["revoked_sessions": n])
         }
 
         add(RouteSpec(method: .get, path: "/api/auth/sessions", access: .user, group: "read", tag: "auth",
                       summary: "This user's active sessions")) { _, context in
-            let user = try context.caller()
+            let user = try context.account()
             var sessions = try await auth.users.sessions(of: user.id)
             for i in sessions.indices { sessions[i].current = sessions[i].id == user.sessionId }
             return try jsonResponse(["sessions": sessions])
@@ -76,7 +76,7 @@ extension APIRoutes {
 
         add(RouteSpec(method: .delete, path: "/api/auth/sessions/{id}", access: .user, group: "write", tag: "auth",
                       summary: "Sign out one session", success: 204)) { _, context in
-            try await auth.revokeSession(try context.caller(), sessionId: try Self.parameter(context, "id"))
+            try await auth.revokeSession(try context.account(), sessionId: try Self.parameter(context, "id"))
             return Response(status: .noContent)
         }
     }
@@ -118,7 +118,7 @@ extension APIRoutes {
 
         add(RouteSpec(method: .get, path: "/api/users/me", access: .user, group: "read", tag: "users",
                       summary: "The signed-in user's profile")) { _, context in
-            guard let (user, _) = try await auth.users.byId(try context.caller().id) else { throw APIError.unauthorized }
+            guard let (user, _) = try await auth.users.byId(try context.account().id) else { throw APIError.unauthorized }
             return try jsonResponse(user)
         }
 
@@ -130,7 +130,7 @@ extension APIRoutes {
             let body = try await request.decodeJSON(ProfileUpdate.self, context: context, limit: limit)
             if let email = body.email { try UserValidation.email(email) }
             if let name = body.name { try UserValidation.name(name) }
-            guard let user = try await auth.users.update(id: try context.caller().id, email: body.email, name: body.name, role: nil,
+            guard let user = try await auth.users.update(id: try context.account().id, email: body.email, name: body.name, role: nil,
                                                          passwordHash: nil)
             else { throw APIError.unauthorized }
             return try jsonResponse(user)
@@ -143,7 +143,7 @@ extension APIRoutes {
             request, context in
             var request = request
             let body = try await request.decodeJSON(PasswordChange.self, context: context, limit: limit)
-            try await auth.changePassword(try context.caller(), current: body.currentPassword, new: body.newPassword)
+            try await auth.changePassword(try context.account(), current: body.currentPassword, new: body.newPassword)
             return Response(status: .noContent)
         }
 
@@ -153,7 +153,7 @@ extension APIRoutes {
                       success: 204)) { request, context in
             var request = request
             let body = try await request.decodeJSON(AccountDeletion.self, context: context, limit: limit)
-            let user = try context.caller()
+            let user = try context.account()
             guard let (_, hash) = try await auth.users.byId(user.id) else { throw APIError.unauthorized }
             guard await auth.checkPassword(body.password, hash) else {
                 throw APIError(.forbidden, "invalid_credentials", "the password is wrong", details: ["field": "password"])

@@ -201,8 +201,14 @@ extension APIRoutes {
         let routes = self
 
         add(RouteSpec(method: .get, path: "/api/download/models/{id}", access: .user, group: "read", tag: "downloads",
-                      summary: "The final model of a completed job (checkpoint file)", produces: "application/octet-stream")) {
+                      summary: "A model: the final checkpoint of a completed job (job-…), or a builder run's model file with its preprocessing (build-…)",
+                      produces: "application/octet-stream")) {
             _, context in
+            if try Self.parameter(context, "id").hasPrefix("build-") {
+                let run = try await routes.completedRun(context)
+                return try Self.fileResponse(services.builder.modelPath(run.id), name: "\(run.id)-model.json", sha256: "",
+                                             contentType: "application/json")
+            }
             let detail = try await routes.ownedJob(context)
             let (path, record) = try await services.jobs.checkpointFile(detail.info.jobId, "")
             return try Self.fileResponse(path, name: "\(detail.info.jobId)-model.ckpt", sha256: record.sha256)
@@ -240,13 +246,13 @@ extension APIRoutes {
     }
 
     /// A stored file streamed in 1 MiB pieces, with its name and checksum.
-    static func fileResponse(_ path: String, name: String, sha256: String) throws -> Response {
+    static func fileResponse(_ path: String, name: String, sha256: String, contentType: String = "application/octet-stream") throws -> Response {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
               let size = (attributes[.size] as? NSNumber)?.intValue
         else { throw APIError(.notFound, "file_missing", "\(name) is missing on the coordinator") }
-        var headers: HTTPFields = [.contentType: "application/octet-stream", .contentLength: String(size)]
+        var headers: HTTPFields = [.contentType: contentType, .contentLength: String(size)]
         headers[.contentDisposition] = attachment(name)
-        headers[HTTPField.Name("X-Checksum-SHA256")!] = sha256
+        if !sha256.isEmpty { headers[HTTPField.Name("X-Checksum-SHA256")!] = sha256 }
         return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: size) { writer in
             guard let handle = FileHandle(forReadingAtPath: path) else { throw APIError(.notFound, "file_missing", "\(name) is gone") }
             defer { try? handle.close() }

@@ -89,11 +89,21 @@ final class APIRouteTable: @unchecked Sendable {
     }
 }
 
+// Note [Admin token on the REST API]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// The `nebula` CLI holds the cluster's admin token, not a user's password. Sent as a bearer token to
+// the REST API it acts as the built-in admin principal 'admin' — the owner of everything made through
+// the gRPC admin CLI — so `nebula build` and `nebula predict` use the same routes as web pages.
+// It is compared in constant time; it has no session, so logout and the session routes do not
+// apply to it.
+
 /// Authentication, role checks and rate limits of a route (run before its handler).
 struct Gate: Sendable {
     let auth: AuthService
     let limiter: RateLimiter
     let limits: RateLimitTable
+    /// The cluster admin token (Note [Admin token on the REST API]).
+    let adminToken: [UInt8]
 
     /// Sets `context.user`; returns the RateLimit-* fields to add to the answer.
     func admit(_ spec: RouteSpec, _ request: Request, _ context: inout APIContext) async throws -> HTTPFields {
@@ -102,12 +112,16 @@ struct Gate: Sendable {
             guard parts.count == 2, parts[0].lowercased() == "bearer" else {
                 throw APIError(.unauthorized, "unauthorized", "the Authorization header must be `Bearer <access token>`")
             }
-            guard let user = await auth.authenticate(bearer: String(parts[1])) else {
+            if Self.constantTimeEqual(Array(parts[1].utf8), adminToken) {
+                context.user = AuthenticatedUser(id: AuthenticatedUser.cliOwner, role: .admin, sessionId: "admin-token")
+                context.notes.userId.withLock { $0 = AuthenticatedUser.cliOwner }
+            } else if let user = await auth.authenticate(bearer: String(parts[1])) {
+                context.user = user
+                context.notes.userId.withLock { $0 = user.id }
+            } else {
                 throw APIError(.unauthorized, "invalid_token",
                                "the access token is invalid, expired or signed out; refresh it (POST /api/auth/refresh) or sign in again")
             }
-            context.user = user
-            context.notes.userId.withLock { $0 = user.id }
         }
         switch spec.access {
         case .public: break
@@ -122,6 +136,13 @@ struct Gate: Sendable {
         }
         guard let group = spec.group, let limit = limits.limits[group] else { return [:] }
         return try check(group: group, limit: limit, context: context)
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count, !b.isEmpty else { return false }
+        var diff: UInt8 = 0
+        for i in a.indices { diff |= a[i] ^ b[i] }
+        return diff == 0
     }
 
     /// Takes a token from the caller's bucket and the address's bucket (Note [Rate limits]).

@@ -1,0 +1,160 @@
+import ArgumentParser
+import Foundation
+import NebulaCommon
+import NebulaHTTP
+
+/// Where the CLI reaches the REST API: --http-url, $NEBULA_HTTP_URL or .nebula/cluster.env, with the
+/// admin token as bearer (the REST API accepts it for the built-in admin).
+struct HTTPOptions: ParsableArguments {
+    @Option(help: "REST API base URL (default: $NEBULA_HTTP_URL or .nebula/cluster.env).") var httpURL: String?
+    @Option(help: "Admin token (prefer --admin-token-file or $NEBULA_ADMIN_TOKEN).") var adminToken: String?
+    @Option(help: "File holding the admin token.") var adminTokenFile: String?
+
+    func resolve() throws -> (base: String, token: String) {
+        let env = ProcessInfo.processInfo.environment
+        let file = EnvFile.findClusterEnv().map(EnvFile.load) ?? [:]
+        func pick(_ key: String) -> String? { env[key].flatMap { $0.isEmpty ? nil : $0 } ?? file[key].flatMap { $0.isEmpty ? nil : $0 } }
+        guard let base = httpURL ?? pick("NEBULA_HTTP_URL") else {
+            throw ValidationError("no REST API address: pass --http-url http://HOST:8080, set NEBULA_HTTP_URL, or run where cluster/up wrote .nebula/cluster.env")
+        }
+        let token: String
+        if let adminTokenFile { token = try readSecretFile(adminTokenFile, what: "admin token") }
+        else if let t = adminToken ?? pick("NEBULA_ADMIN_TOKEN") { token = t }
+        else { throw ValidationError("no admin token: pass --admin-token-file FILE or set NEBULA_ADMIN_TOKEN") }
+        return (base.hasSuffix("/") ? String(base.dropLast()) : base, token)
+    }
+}
+
+/// Calls the REST API; a non-2xx answer becomes an error with the API's message.
+func restCall(_ options: HTTPOptions, _ method: HTTPMethod, _ path: String, json: Any? = nil, body: Data? = nil,
+              contentType: String? = nil) async throws -> HTTPResponse {
+    let (base, token) = try options.resolve()
+    guard let url = URL(string: base + path) else { throw ValidationError("bad REST API address \(base)") }
+    var headers = HTTPHeaders()
+    var payload = body
+    if let json {
+        payload = try JSONSerialization.data(withJSONObject: json)
+        headers.add(name: "Content-Type", value: "application/json")
+    } else if let contentType {
+        headers.add(name: "Content-Type", value: contentType)
+    }
+    var config = HTTPClient.Configuration()
+    config.requestTimeout = .seconds(600)
+    let response: HTTPResponse
+    do {
+        response = try await HTTPClient(configuration: config).send(
+            HTTPRequest(method: method, url: url, headers: headers, body: payload, authorization: .bearer(token)))
+    } catch {
+        throw CLIError("cannot reach the REST API at \(base): \(error)")
+    }
+    guard response.isSuccess else {
+        let object = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any]
+        let message = (object?["error"] as? [String: Any])?["message"] as? String ?? response.text
+        throw CLIError("error (\(response.status)): \(message)")
+    }
+    return response
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct Build: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the ML system builder on a dataset: detect the task, train candidates, print the leaderboard.",
+        discussion: """
+            The run happens on the coordinator (POST /api/process/builder). Progress goes to stderr; at the end the
+            leaderboard and the best model's metrics are printed (or the run as JSON with --json: task, leaderboard,
+            best). The report: GET /api/process/builder/ID/report; the model: nebula predict --model ID FILE.csv.
+            """)
+    @Option(help: "Dataset id (see `nebula dataset list`).") var dataset: String
+    @Option(help: "Target column.") var target: String
+    @Option(help: "binary, multiclass or regression (default: detected).") var task: String?
+    @Option(help: "Time for all candidates together, e.g. 90s, 10m.") var timeBudget = "10m"
+    @Option(help: "Ranking metric: accuracy, balanced_accuracy, f1_macro, log_loss, roc_auc (binary); rmse, mae, r2.") var metric: String?
+    @Flag(help: "Print the run as JSON.") var json = false
+    @Flag(help: "Return at once with the run id.") var noWait = false
+    @OptionGroup var http: HTTPOptions
+
+    func run() async throws {
+        do {
+            var body: [String: Any] = ["dataset_id": dataset, "target": target, "time_budget": timeBudget]
+            if let task { body["task"] = task }
+            if let metric { body["metric"] = metric }
+            let started = try await restCall(http, .post, "/api/process/builder", json: body)
+            guard let id = ((try? JSONSerialization.jsonObject(with: started.body)) as? [String: Any])?["id"] as? String else {
+                throw CLIError("the REST API answered without a run id: \(started.text)")
+            }
+            if noWait { print(id); return }
+            var last = ""
+            var run: [String: Any] = [:]
+            while true {
+                let r = try await restCall(http, .get, "/api/process/builder/\(id)")
+                run = (try? JSONSerialization.jsonObject(with: r.body)) as? [String: Any] ?? [:]
+                let state = run["state"] as? String ?? "?"
+                let progress = run["progress"] as? String ?? ""
+                if progress != last, !progress.isEmpty { FileHandle.standardError.write(Data("build \(id): \(progress)\n".utf8)); last = progress }
+                if state == "completed" || state == "failed" { break }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            if json {
+                print(String(decoding: try JSONSerialization.data(withJSONObject: run, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
+            } else {
+                print(Self.describe(run))
+            }
+            if run["state"] as? String != "completed" { throw ExitCode(1) }
+        } catch let e as CLIError {
+            FileHandle.standardError.write(Data("\(e)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    static func describe(_ run: [String: Any]) -> String {
+        let id = run["id"] as? String ?? "?"
+        guard run["state"] as? String == "completed" else { return "run \(id) \(run["state"] ?? "?"): \(run["error"] ?? "")" }
+        var lines = ["run \(id): \(run["task"] ?? "?") (\(run["task_reason"] ?? "")); ranked by \(run["eval_metric"] ?? "?")", ""]
+        var rows = [["MODEL", "SCORE_VAL", "FIT_TIME", "PRED_TIME_VAL"]]
+        for row in run["leaderboard"] as? [[String: Any]] ?? [] {
+            rows.append([((row["best"] as? Bool) == true ? "* " : "  ") + (row["model"] as? String ?? "?"),
+                         String(format: "%.4f", row["score_val"] as? Double ?? .nan),
+                         String(format: "%.2fs", row["fit_time"] as? Double ?? 0), String(format: "%.3fs", row["pred_time_val"] as? Double ?? 0)])
+        }
+        let widths = (0..<4).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        lines += rows.map { r in r.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ") }
+        if let best = run["best"] as? [String: Any], let metrics = best["metrics"] as? [String: Double] {
+            lines += ["", "best: \(best["model"] ?? "?") — " + metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")]
+        }
+        lines += ["report: \(run["report_url"] ?? "")", "predict: nebula predict --model \(id) FILE.csv"]
+        return lines.joined(separator: "\n")
+    }
+}
+
+struct Predict: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Batch predictions with a builder model: CSV in, CSV with prediction columns out.",
+        discussion: "The CSV needs the columns the model was trained on (the target may be absent). Output goes to stdout or -o FILE.")
+    @Option(help: "Model id (a builder run id, build-…).") var model: String
+    @Argument(help: "CSV file with the input rows.") var file: String
+    @Option(name: .shortAndLong, help: "Write the predictions here instead of stdout.") var output: String?
+    @OptionGroup var http: HTTPOptions
+
+    func run() async throws {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            FileHandle.standardError.write(Data("error: cannot read \(file)\n".utf8))
+            throw ExitCode(1)
+        }
+        do {
+            let r = try await restCall(http, .post, "/api/process/models/\(model)/predict", body: data, contentType: "text/csv")
+            if let output {
+                try r.body.write(to: URL(fileURLWithPath: output))
+                FileHandle.standardError.write(Data("\(r.headers["X-Predicted-Rows"] ?? "?") rows predicted into \(output)\n".utf8))
+            } else {
+                FileHandle.standardOutput.write(r.body)
+            }
+        } catch let e as CLIError {
+            FileHandle.standardError.write(Data("\(e)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,379 @@
+import Foundation
+import NebulaDataset
+import NebulaEngine
+import NebulaTraining
+
+// Note [Builder runs]
+// ~~~~~~~~~~~~~~~~~~~
+// A run detects the task (AutoGluon's rules, overridable), holds out a validation split by AutoGluon's
+// rule (n < 5000: max(0.1, min(0.2, 500/n)); else max(0.01, min(0.1, 2500/n)); stratified for
+// classification), fits the preprocessing on the training rows (Note [One preprocessing path]) and
+// trains a candidate set per task — tabular: linear (regression) or logistic, an MLP, a GBDT, plus a
+// CNN when the columns are the pixels of a square image; text: three fastText-style classifiers. Each
+// candidate gets an equal share of what is left of the time budget and stops early (iterative
+// models keep the epoch with the best validation score; GBDT stops when its own validation loss stops
+// improving). The leaderboard ranks them on the validation split; a weighted ensemble of the
+// candidates (Caruana's greedy selection on the validation predictions) joins when it scores better.
+// Because early stopping and the ensemble weights also look at the validation split, its scores are
+// somewhat optimistic — as in AutoGluon, whose `score_val` is computed the same way.
+
+/// The ML system builder: from a columnar dataset and a target to a leaderboard, report data and a
+/// model bundle.
+public enum AutoBuilder {
+    public static func run(_ dataset: ColumnarDataset, _ request: BuilderRequest,
+                           progress: (String) -> Void = { _ in }) throws -> (BuilderResult, ModelBundle) {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let (detection, override) = try preamble(dataset, request)
+        let task = detection.problemType
+        let classification = task != .regression
+        let targetView = try dataset.column(request.target)
+        let labelled = (0..<dataset.rowCount).filter { targetView.string($0).map { !isMissingText($0) } ?? false }
+        guard labelled.count >= 10 else {
+            throw BuilderError(.invalidRequest, "target '\(request.target)' has \(labelled.count) rows with a value; at least 10 are needed",
+                               field: "target")
+        }
+        // Classes sorted by value, so the class order does not depend on the row order.
+        var classes: [String] = []
+        var classOf: [String: Int] = [:]
+        var yClass: [Int] = []
+        var yValue: [Double] = []
+        if classification {
+            classes = Set(labelled.compactMap { targetView.string($0) }).sorted { a, b in
+                if let x = Double(a), let y = Double(b) { return x < y }
+                return a < b
+            }
+            guard classes.count >= 2 else {
+                throw BuilderError(.invalidRequest, "target '\(request.target)' has a single value ('\(classes.first ?? "")'): nothing to learn", field: "target")
+            }
+            classOf = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
+            yClass = labelled.map { classOf[targetView.string($0)!]! }
+        } else {
+            yValue = try labelled.map { r in
+                guard let v = Preprocessor.number(targetView.string(r)) else {
+                    throw BuilderError(.invalidRequest, "target '\(request.target)' row \(r + 1) is '\(targetView.string(r) ?? "")', not a number; regression needs numbers",
+                                       field: "target")
+                }
+                return v
+            }
+        }
+        let metric = try evalMetric(request.metric, task: task)
+
+        // Holdout (AutoGluon's rule).
+        let n = labelled.count
+        let fraction = n < 5000 ? max(0.1, min(0.2, 500 / Double(n))) : max(0.01, min(0.1, 2500 / Double(n)))
+        let split = trainTestSplit(rows: n, testFraction: fraction, seed: request.seed, stratifyBy: classification ? yClass : nil)
+        let trainRows = split.train.map { labelled[$0] }
+        let valRows = split.test.map { labelled[$0] }
+        progress("\(task.rawValue) (\(detection.reason)); \(trainRows.count) training and \(valRows.count) validation rows")
+
+        let preprocessor = try Preprocessor.fit(dataset, target: request.target, textColumns: detection.textColumns, rows: trainRows)
+        func input(_ rows: [Int]) throws -> ModelInput {
+            let views = try preprocessor.columns.map { try dataset.column($0.name) }
+            let x = try preprocessor.transform(rows: rows.count) { c, r in views[c].string(rows[r]) }
+            var texts: [String] = []
+            if let textColumn = detection.textColumns.first {
+                let view = try dataset.column(textColumn)
+                texts = rows.map { view.string($0) ?? "" }
+            }
+            return ModelInput(features: x, texts: texts)
+        }
+        let train = try input(trainRows)
+        let val = try input(valRows)
+        let truth = Truth(classes: split.test.map { classification ? yClass[$0] : 0 }, values: split.test.map { classification ? 0 : yValue[$0] },
+                          k: classes.count)
+        let yTrainClass = split.train.map { classification ? yClass[$0] : 0 }
+        let yTrainValue = split.train.map { classification ? 0 : yValue[$0] }
+        progress("\(preprocessor.width) features from \(preprocessor.columns.count) columns" +
+                 (detection.textColumns.isEmpty ? "" : "; text column '\(detection.textColumns[0])'"))
+
+        // Candidates.
+        var plans: [CandidatePlan] = []
+        if detection.modality == .text, !detection.textColumns.isEmpty, classification {
+            plans = [.text(name: "TextNGrams", words: true, chars: true, hidden: nil),
+                     .text(name: "TextWords", words: true, chars: false, hidden: nil),
+                     .text(name: "TextNGramsHidden", words: true, chars: true, hidden: 64)]
+        } else {
+            guard preprocessor.width > 0 else {
+                throw BuilderError(.invalidRequest, "no usable feature columns besides '\(request.target)' (\(preprocessor.skipped.joined(separator: "; ")))",
+                                   field: "target")
+            }
+            plans = [classification ? .logistic : .linear, .mlp, .gbdt]
+            if classification, let side = squareImage(dataset, preprocessor, target: request.target) { plans.append(.cnn(side: side)) }
+        }
+        let context = TrainContext(train: train, val: val, yClass: yTrainClass, yValue: yTrainValue, truth: truth, task: task,
+                                   metric: metric, seed: request.seed, textColumn: detection.textColumns.first ?? "")
+        var trained: [(row: LeaderboardRow, model: TrainedModel, prediction: Prediction, curve: [CurvePoint])] = []
+        var notes: [String] = []
+        for (i, plan) in plans.enumerated() {
+            let spent = (clock.now - started).seconds
+            let share = max(0.5, (request.timeBudgetSeconds - spent) / Double(plans.count - i))
+            if spent >= request.timeBudgetSeconds, !trained.isEmpty {
+                notes.append("\(plan.name) was not trained: the time budget was spent")
+                continue
+            }
+            progress("training \(plan.name) (up to \(Int(share)) s)")
+            let fitStart = clock.now
+            let (model, curve, params) = try plan.fit(context, budget: share)
+            let fitTime = (clock.now - fitStart).seconds
+            let predStart = clock.now
+            let prediction = try model.predict(val, classes: classes.count)
+            let predTime = (clock.now - predStart).seconds
+            let scores = truth.scores(prediction)
+            let row = LeaderboardRow(model: plan.name, scoreVal: scores[metric.name] ?? .nan, evalMetric: metric.name, fitTime: fitTime,
+                                     predTimeVal: predTime, params: params, metrics: scores, best: false)
+            progress("\(plan.name): \(metric.name) \(String(format: "%.4f", row.scoreVal)) in \(String(format: "%.1f", fitTime)) s")
+            trained.append((row, model, prediction, curve))
+        }
+
+        // Weighted ensemble of the candidates when it beats the best of them.
+        var members = trained.map(\.model)
+        var rows = trained.map(\.row)
+        var predictions = trained.map(\.prediction)
+        if trained.count >= 2 {
+            let (weights, ensemblePrediction) = greedyEnsemble(predictions, truth: truth, metric: metric)
+            let scores = truth.scores(ensemblePrediction)
+            let score = scores[metric.name] ?? .nan
+            let bestSingle = rows.map(\.scoreVal).max(by: { metric.worse($0, $1) })!
+            let used = weights.enumerated().filter { $0.element > 0 }
+            if used.count >= 2, metric.worse(bestSingle, score) {
+                let params = Dictionary(uniqueKeysWithValues: used.map { (rows[$0.offset].model, String(format: "%.3f", $0.element)) })
+                members.append(.ensemble(members: used.map(\.offset), weights: used.map(\.element)))
+                rows.append(LeaderboardRow(model: "WeightedEnsemble", scoreVal: score, evalMetric: metric.name,
+                                           fitTime: rows.map(\.fitTime).reduce(0, +), predTimeVal: rows.map(\.predTimeVal).reduce(0, +),
+                                           params: params, metrics: scores, best: false))
+                predictions.append(ensemblePrediction)
+            } else {
+                notes.append("a weighted ensemble did not score better than the best single model on validation")
+            }
+        }
+        let bestIndex = rows.indices.max { metric.worse(rows[$0].scoreVal, rows[$1].scoreVal) }!
+        rows[bestIndex].best = true
+        let bundle = ModelBundle(task: task.rawValue, target: request.target, classes: classes, preprocessor: preprocessor,
+                                 textColumn: detection.textColumns.first, members: members, best: bestIndex,
+                                 modelName: rows[bestIndex].model, metrics: rows[bestIndex].metrics)
+        let bestPrediction = predictions[bestIndex]
+
+        // Report data for the best model.
+        var result = BuilderResult(
+            target: request.target, task: task.rawValue, modality: detection.modality.rawValue, taskReason: detection.reason,
+            taskOverridden: override != nil, rows: dataset.rowCount, trainRows: trainRows.count, validationRows: valRows.count,
+            holdoutFraction: fraction, evalMetric: metric.name,
+            columns: try dataset.columnNames.map { name in
+                let c = try dataset.column(name)
+                let distinct = c.type == .categorical ? c.dictionary.count : nil
+                return .init(name: name, type: c.type.rawValue, missing: c.nullCount, distinct: distinct)
+            },
+            features: preprocessor.width, skippedColumns: preprocessor.skipped, classes: classification ? classes : nil,
+            leaderboard: rows.sorted { metric.worse($1.scoreVal, $0.scoreVal) }, bestModel: rows[bestIndex].model,
+            bestMetrics: rows[bestIndex].metrics,
+            curves: Dictionary(uniqueKeysWithValues: trained.filter { !$0.curve.isEmpty }.map { ($0.row.model, $0.curve) }),
+            confusionMatrix: nil, rocCurve: nil, predictedVsActual: nil, permutationImportance: [],
+            validationRowNumbers: valRows, seconds: 0, notes: notes)
+        if classification {
+            result.confusionMatrix = Metrics.confusionMatrix(truth.classes, bestPrediction.classes, labels: Array(0..<classes.count))
+            if classes.count == 2, case .probabilities(let p, _) = bestPrediction {
+                result.rocCurve = rocCurve(truth.classes, scores: (0..<truth.classes.count).map { p[$0 * 2 + 1] })
+            }
+        } else if case .values(let v) = bestPrediction {
+            result.predictedVsActual = zip(v, truth.values).prefix(1000).map { [$0, $1] }
+        }
+        progress("permutation importance of \(rows[bestIndex].model)")
+        result.permutationImportance = try permutationImportance(bundle, val: val, truth: truth, metric: metric,
+                                                                 base: rows[bestIndex].scoreVal, seed: request.seed)
+        result.seconds = (clock.now - started).seconds
+        return (result, bundle)
+    }
+
+    /// The checks a run makes before training (target, task, metric, labels), so a service can
+    /// refuse a bad request at once.
+    public static func validate(_ dataset: ColumnarDataset, _ request: BuilderRequest) throws {
+        let (detection, _) = try preamble(dataset, request)
+        _ = try evalMetric(request.metric, task: detection.problemType)
+        if detection.problemType != .regression {
+            let view = try dataset.column(request.target)
+            var seen = Set<String>()
+            for r in 0..<dataset.rowCount {
+                if let v = view.string(r), !isMissingText(v) { seen.insert(v); if seen.count > 1 { return } }
+            }
+            throw BuilderError(.invalidRequest, "target '\(request.target)' has a single value ('\(seen.first ?? "")'): nothing to learn",
+                               field: "target")
+        }
+    }
+
+    static func preamble(_ dataset: ColumnarDataset, _ request: BuilderRequest) throws -> (TaskDetectionResult, ProblemType?) {
+        guard request.timeBudgetSeconds >= 1 else {
+            throw BuilderError(.invalidRequest, "the time budget must be at least 1 second", field: "time_budget")
+        }
+        guard dataset.columnNames.contains(request.target) else {
+            throw BuilderError(.invalidRequest, "no column '\(request.target)' in the dataset: choose the target among \(dataset.columnNames.map { "'\($0)'" }.joined(separator: ", "))",
+                               field: "target")
+        }
+        var override: ProblemType?
+        if let t = request.task, !t.isEmpty {
+            guard let p = ProblemType(rawValue: t) else {
+                throw BuilderError(.invalidRequest, "unknown task '\(t)': use binary, multiclass or regression", field: "task")
+            }
+            override = p
+        }
+        let detection: TaskDetectionResult
+        do {
+            detection = try TaskInference.detect(dataset, target: request.target, override: override)
+        } catch let e as DatasetError {
+            throw BuilderError(.invalidRequest, e.message, field: "target")
+        }
+        return (detection, override)
+    }
+
+    // MARK: Metrics
+
+    struct Metric {
+        var name: String
+        var higherIsBetter: Bool
+        /// true when `a` is worse than `b` (NaN is worst).
+        func worse(_ a: Double, _ b: Double) -> Bool {
+            if a.isNaN { return !b.isNaN }
+            if b.isNaN { return false }
+            return higherIsBetter ? a < b : a > b
+        }
+    }
+
+    static func evalMetric(_ requested: String?, task: ProblemType) throws -> Metric {
+        let classification = ["accuracy": true, "balanced_accuracy": true, "f1_macro": true, "log_loss": false]
+        let binaryOnly = ["roc_auc": true]
+        let regression = ["rmse": false, "mae": false, "r2": true]
+        let allowed = task == .regression ? regression : task == .binary ? classification.merging(binaryOnly) { a, _ in a } : classification
+        let name = requested.flatMap { $0.isEmpty ? nil : $0 } ?? (task == .regression ? "rmse" : "accuracy")
+        guard let higher = allowed[name] else {
+            throw BuilderError(.invalidRequest, "metric '\(name)' does not apply to \(task.rawValue): use one of \(allowed.keys.sorted().joined(separator: ", "))",
+                               field: "metric")
+        }
+        return Metric(name: name, higherIsBetter: higher)
+    }
+
+    struct Truth {
+        var classes: [Int]
+        var values: [Double]
+        var k: Int
+
+        func scores(_ p: Prediction) -> [String: Double] {
+            switch p {
+            case .probabilities(let probs, let k):
+                let predicted = p.classes
+                var m: [String: Double] = [
+                    "accuracy": Metrics.accuracy(classes, predicted),
+                    "balanced_accuracy": Metrics.balancedAccuracy(classes, predicted),
+                    "f1_macro": Metrics.f1(classes, predicted),
+                    "log_loss": Metrics.logLoss(classes, probabilities: probs, classes: k),
+                ]
+                if k == 2, let auc = Metrics.rocAUC(classes, scores: (0..<classes.count).map { probs[$0 * 2 + 1] }) { m["roc_auc"] = auc }
+                return m
+            case .values(let v):
+                return ["rmse": Metrics.rootMeanSquaredError(values, v), "mae": Metrics.meanAbsoluteError(values, v),
+                        "r2": Metrics.r2(values, v)]
+            }
+        }
+    }
+
+    /// Caruana et al.'s ensemble selection: 25 greedy rounds, with replacement; weights are the counts.
+    static func greedyEnsemble(_ predictions: [Prediction], truth: Truth, metric: Metric) -> ([Double], Prediction) {
+        func vector(_ p: Prediction) -> [Double] {
+            switch p { case .probabilities(let v, _): v; case .values(let v): v }
+        }
+        let vectors = predictions.map(vector)
+        let isValues: Bool = { if case .values = predictions[0] { return true } else { return false } }()
+        func wrap(_ v: [Double]) -> Prediction { isValues ? .values(v) : .probabilities(v, classes: truth.k) }
+        var counts = [Int](repeating: 0, count: predictions.count)
+        var sum = [Double](repeating: 0, count: vectors[0].count)
+        var chosen = 0
+        for _ in 0..<25 {
+            var best: (index: Int, score: Double)?
+            for (i, v) in vectors.enumerated() {
+                let trial = zip(sum, v).map { ($0 + $1) / Double(chosen + 1) }
+                let s = truth.scores(wrap(trial))[metric.name] ?? .nan
+                if best == nil || metric.worse(best!.score, s) { best = (i, s) }
+            }
+            guard let pick = best else { break }
+            counts[pick.index] += 1
+            chosen += 1
+            for j in sum.indices { sum[j] += vectors[pick.index][j] }
+        }
+        let weights = counts.map { Double($0) / Double(max(1, chosen)) }
+        return (weights, wrap(sum.map { $0 / Double(max(1, chosen)) }))
+    }
+
+    static func rocCurve(_ truth: [Int], scores: [Double]) -> [[Double]] {
+        let order = scores.indices.sorted { scores[$0] > scores[$1] }
+        let positives = Double(truth.filter { $0 == 1 }.count), negatives = Double(truth.count) - positives
+        guard positives > 0, negatives > 0 else { return [] }
+        var tp = 0.0, fp = 0.0
+        var points: [[Double]] = [[0, 0]]
+        var i = 0
+        while i < order.count {
+            let s = scores[order[i]]
+            while i < order.count && scores[order[i]] == s {
+                if truth[order[i]] == 1 { tp += 1 } else { fp += 1 }
+                i += 1
+            }
+            points.append([fp / negatives, tp / positives])
+        }
+        // At most ~200 points for the chart.
+        let step = max(1, points.count / 200)
+        return points.enumerated().filter { $0.offset % step == 0 || $0.offset == points.count - 1 }.map(\.element)
+    }
+
+    /// Score drop per input column when its values are shuffled across the validation rows.
+    static func permutationImportance(_ bundle: ModelBundle, val: ModelInput, truth: Truth, metric: Metric, base: Double,
+                                      seed: UInt64) throws -> [[String]] {
+        var rng = SeededGenerator(seed: seed &+ 99)
+        var results: [(String, Double)] = []
+        var offset = 0
+        let n = val.features.rows, width = val.features.columns
+        let permutation: [Int] = {
+            var p = Array(0..<n)
+            p.shuffle(using: &rng)
+            return p
+        }()
+        for column in bundle.preprocessor.columns {
+            let block: Int
+            switch column.encoding {
+            case .numeric: block = 1
+            case .oneHot(let levels): block = levels.count + 1
+            case .dateParts: block = 5
+            }
+            var shuffled = val
+            for r in 0..<n {
+                for j in 0..<block {
+                    shuffled.features.storage[r * width + offset + j] = val.features.storage[permutation[r] * width + offset + j]
+                }
+            }
+            offset += block
+            let score = truth.scores(try bundle.predict(shuffled))[metric.name] ?? .nan
+            results.append((column.name, metric.higherIsBetter ? base - score : score - base))
+        }
+        if let text = bundle.textColumn, !val.texts.isEmpty {
+            var shuffled = val
+            shuffled.texts = permutation.map { val.texts[$0] }
+            let score = truth.scores(try bundle.predict(shuffled))[metric.name] ?? .nan
+            results.append((text, metric.higherIsBetter ? base - score : score - base))
+        }
+        return results.sorted { $0.1 > $1.1 }.map { [$0.0, String(format: "%.5f", $0.1)] }
+    }
+
+    /// The side of the image when the feature columns are the pixels of one square image (named
+    /// prefix0…prefixN−1, all numeric, at least 4×4).
+    static func squareImage(_ dataset: ColumnarDataset, _ preprocessor: Preprocessor, target: String) -> Int? {
+        let names = dataset.columnNames.filter { $0 != target }
+        let side = Int(Double(names.count).squareRoot().rounded())
+        guard side >= 4, side * side == names.count, preprocessor.columns.count == names.count,
+              preprocessor.columns.allSatisfy({ if case .numeric = $0.encoding { true } else { false } })
+        else { return nil }
+        let prefix = names[0].prefix { !$0.isNumber }
+        guard !prefix.isEmpty, names.enumerated().allSatisfy({ $0.element == "\(prefix)\($0.offset)" }) else { return nil }
+        return side
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import Logging
+import NebulaHTTP
+import NebulaStore
+import Testing
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+
+/// The ML builder through the REST API and the CLI, with a real coordinator and PostgreSQL.
+@Suite("ML builder over the API", .enabled(if: IntegrationEnvironment.enabled), .serialized)
+struct BuilderAPITests {
+    static let data = IntegrationEnvironment.root.appendingPathComponent("Tests/Data")
+
+    func upload(_ api: APIClient, _ token: String, name: String, csv: Data) async throws -> String {
+        let (body, type) = APIClient.multipart(files: [(name, csv)])
+        let up = try await api.call(.post, "/api/datasets", token: token, body: body, headers: ["Content-Type": type])
+        let id = try #require(up.json["id"] as? String, "\(up.text)")
+        try await eventually("\(name) is ready", timeout: .seconds(60)) {
+            (try await api.call(.get, "/api/datasets/\(id)", token: token)).json["state"] as? String == "ready"
+        }
+        return id
+    }
+
+    func waitForRun(_ api: APIClient, _ token: String, _ id: String) async throws -> APIClient.Reply {
+        var last = try await api.call(.get, "/api/process/builder/\(id)", token: token)
+        try await eventually("builder run \(id) ends", timeout: .seconds(300)) {
+            last = try await api.call(.get, "/api/process/builder/\(id)", token: token)
+            return ["completed", "failed"].contains(last.json["state"] as? String ?? "")
+        }
+        return last
+    }
+
+    @Test func buildReportModelPredictAndRefusals() async throws {
+        try await withTestCluster { cluster in
+            let api = APIClient(base: cluster.httpBase)
+            try await eventually("the HTTP API answers", timeout: .seconds(30)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
+            let user = try await api.register("builder@example.org")
+            let csvText = try String(contentsOf: Self.data.appendingPathComponent("sklearn_wine.csv"), encoding: .utf8)
+            let id = try await upload(api, user.token, name: "wine.csv", csv: Data(csvText.utf8))
+
+            // Refusals come at once, naming the field.
+            let unknown = try await api.call(.post, "/api/process/builder", token: user.token, json: ["dataset_id": id, "target": "nope"])
+            #expect(unknown.status == 422 && unknown.errorField == "target", "\(unknown.text)")
+            let badMetric = try await api.call(.post, "/api/process/builder", token: user.token,
+                                               json: ["dataset_id": id, "target": "target", "metric": "rmse"])
+            #expect(badMetric.status == 422 && badMetric.errorField == "metric", "\(badMetric.text)")
+            let badBudget = try await api.call(.post, "/api/process/builder", token: user.token,
+                                               json: ["dataset_id": id, "target": "target", "time_budget": "soon"])
+            #expect(badBudget.status == 400, "\(badBudget.text)")
+            var one = "a,b\n"
+            for i in 0..<40 { one += "\(i),same\n" }
+            let oneId = try await upload(api, user.token, name: "one.csv", csv: Data(one.utf8))
+            let single = try await api.call(.post, "/api/process/builder", token: user.token, json: ["dataset_id": oneId, "target": "b"])
+            #expect(single.status == 422 && single.errorField == "target", "\(single.text)")
+            var empty = "a,b,c\n"
+            for i in 0..<40 { empty += "\(i),\(i % 3),\n" }
+            let emptyId = try await upload(api, user.token, name: "empty.csv", csv: Data(empty.utf8))
+            let allMissing = try await api.call(.post, "/api/process/builder", token: user.token, json: ["dataset_id": emptyId, "target": "c"])
+            #expect(allMissing.status == 422 && allMissing.errorField == "target", "\(allMissing.text)")
+
+            // A run.
+            let start = try await api.call(.post, "/api/process/builder", token: user.token,
+                                           json: ["dataset_id": id, "target": "target", "time_budget": "40s"])
+            #expect(start.status == 202, "\(start.text)")
+            let runId = try #require(start.json["id"] as? String)
+            let run = try await waitForRun(api, user.token, runId)
+            #expect(run.json["state"] as? String == "completed", "\(run.text.prefix(500))")
+            #expect(run.json["task"] as? String == "multiclass")
+            let leaderboard = try #require(run.json["leaderboard"] as? [[String: Any]])
+            #expect(leaderboard.count >= 3 && leaderboard.filter { $0["best"] as? Bool == true }.count == 1)
+            let best = try #require(run.json["best"] as? [String: Any])
+            let accuracy = try #require((best["metrics"] as? [String: Any])?["accuracy"] as? Double)
+            #expect(accuracy >= 0.99 - 0.05, "\(run.text.prefix(800))")
+
+            // The report renders with every section, and each SVG parses.
+            let report = try await api.call(.get, "/api/process/builder/\(runId)/report", token: user.token)
+            #expect(report.status == 200 && report.headers["Content-Type"]?.hasPrefix("text/html") == true)
+            for section in ["dataset", "task", "leaderboard", "learning-curves", "confusion-matrix", "feature-importance"] {
+                #expect(report.text.contains("<section id=\"\(section)\">"), "section \(section)")
+            }
+            var svgs = 0
+            var rest = Substring(report.text)
+            while let s = rest.range(of: "<svg "), let e = rest.range(of: "</svg>", range: s.upperBound..<rest.endIndex) {
+                let parser = XMLParser(data: Data(String(rest[s.lowerBound..<e.upperBound]).utf8))
+                #expect(parser.parse(), "an SVG does not parse")
+                svgs += 1
+                rest = rest[e.upperBound...]
+            }
+            #expect(svgs >= 4)
+            let file = try await api.call(.get, "/api/download/reports/\(runId)", token: user.token)
+            #expect(file.status == 200 && file.headers["Content-Disposition"]?.contains("report.html") == true)
+
+            // The model downloads; predictions on the held-back rows match the run's own evaluation.
+            let model = try await api.call(.get, "/api/download/models/\(runId)", token: user.token)
+            #expect(model.status == 200 && model.text.contains("\"nebula-model\""))
+            let rows = try #require(run.json["validation_rows"] as? Int)
+            let result = try #require(try await resultRows(cluster, runId))
+            var lines = csvText.split(separator: "\n").map(String.init)
+            let header = lines.removeFirst()
+            let heldBack = ([header] + result.map { lines[$0] }).joined(separator: "\n")
+            let predicted = try await api.call(.post, "/api/process/models/\(runId)/predict", token: user.token,
+                                               body: Data(heldBack.utf8), headers: ["Content-Type": "text/csv"])
+            #expect(predicted.status == 200 && predicted.headers["X-Predicted-Rows"] == "\(rows)", "\(predicted.text.prefix(300))")
+            let out = predicted.text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+            let targetIndex = try #require(out[0].firstIndex(of: "target")), predictionIndex = try #require(out[0].firstIndex(of: "prediction"))
+            let correct = out.dropFirst().filter { $0[targetIndex] == $0[predictionIndex] }.count
+            #expect(abs(Double(correct) / Double(rows) - accuracy) < 1e-9, "\(correct)/\(rows) vs \(accuracy)")
+
+            // Wrong columns are named; another user sees nothing.
+            let wrong = try await api.call(.post, "/api/process/models/\(runId)/predict", token: user.token,
+                                           body: Data("alcohol,malic_acid\n1,2\n".utf8), headers: ["Content-Type": "text/csv"])
+            #expect(wrong.status == 422 && wrong.errorMessage.contains("ash"), "\(wrong.text)")
+            let other = try await api.register("other@example.org")
+            for path in ["/api/process/builder/\(runId)", "/api/process/builder/\(runId)/report", "/api/download/models/\(runId)"] {
+                #expect(try await api.call(.get, path, token: other.token).status == 404, "\(path)")
+            }
+            #expect(try await api.call(.post, "/api/process/models/\(runId)/predict", token: other.token,
+                                       body: Data(heldBack.utf8), headers: ["Content-Type": "text/csv"]).status == 404)
+
+            // The CLI: nebula build --json and nebula predict, with the admin token, on an admin dataset.
+            let iris = Self.data.appendingPathComponent("sklearn_iris.csv").path
+            let ds = try cluster.cli(["dataset", "upload", iris, "--name", "iris"])
+            #expect(ds.status == 0, "\(ds.stderr)")
+            let dsId = ds.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let built = try cluster.cli(["build", "--dataset", dsId, "--target", "target", "--time-budget", "30s", "--json"])
+            #expect(built.status == 0, "\(built.stderr)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(built.stdout.utf8)) as? [String: Any])
+            #expect(object["task"] as? String == "multiclass" && (object["leaderboard"] as? [Any])?.count ?? 0 >= 3)
+            #expect((object["best"] as? [String: Any])?["metrics"] != nil)
+            let cliRun = try #require(object["id"] as? String)
+            let predictions = try cluster.cli(["predict", "--model", cliRun, iris])
+            #expect(predictions.status == 0, "\(predictions.stderr)")
+            #expect(predictions.stdout.split(separator: "\n").count == 151 && predictions.stdout.contains("probability_"))
+            let bad = try cluster.cli(["predict", "--model", cliRun, Self.data.appendingPathComponent("sklearn_wine.csv").path])
+            #expect(bad.status != 0 && bad.stderr.contains("sepal length (cm)"), "\(bad.stderr)")
+        }
+    }
+
+    /// The validation row numbers of a run, read from PostgreSQL's copy of its result.
+    func resultRows(_ cluster: TestCluster, _ runId: String) async throws -> [Int]? {
+        let db = PostgresClient(url: cluster.databaseURL, logger: .init(label: "test.builder"))
+        defer { Task { await db.close() } }
+        let text = try await db.query("SELECT result->>'validation_row_numbers' AS v FROM builder_runs WHERE id = $1", [.text(runId)])
+            .first?.string("v") ?? "[]"
+        return try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Int]
+    }
+}
