@@ -72,6 +72,10 @@ public actor BuilderService {
                 : "dataset \(datasetId) is \(row.info.state.rawValue) (\(row.info.kind.rawValue)); the builder needs a ready table",
                 field: "dataset_id")
         }
+        guard row.info.kind != .imageFolders else {
+            throw BuilderError(.invalidRequest, "dataset \(datasetId) is a folder of images: the builder trains on tables and text so far (images given as pixel columns of a CSV work)",
+                               field: "dataset_id")
+        }
         let path = datasets.absolute(row.path)
         try await runOnThread(name: "nebula.builder.check") {
             try AutoBuilder.validate(try ColumnarDataset(path: path, verify: .header), request)
