@@ -32,7 +32,8 @@ struct Submit: AsyncParsableCommand {
     @Option(help: "Learning rate (default: 0.001 for mlp with Adam, 0.1 for gbdt).") var lr: Double?
     @Option(help: "Seed (shuffles, initialisation, shards).") var seed: UInt64 = 0
     @Option(help: "Restarts allowed after failures.") var maxRestarts = 3
-    @Option(help: "Checkpoint every N steps (0: at every epoch end).") var checkpointEvery = 0
+    @Option(help: "Checkpoint every N steps (0: at every epoch end; gbdt: every N iterations, 0: every 10).")
+    var checkpointEvery = 0
     @Option(help: "Holdout fraction (default: AutoGluon's rule for the dataset size).") var holdout: Double?
     @Option(help: "Task instead of the detected one: binary, multiclass or regression.") var task: String?
     @Option(help: "Gradient fusion bucket cap in MB.") var bucketCapMb = 25
