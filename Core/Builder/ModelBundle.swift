@@ -1,4 +1,5 @@
 import Foundation
+import NebulaDataset
 import NebulaEngine
 import NebulaTraining
 
@@ -84,7 +85,7 @@ public struct ModelBundle: Codable, Sendable {
         var texts: [String] = []
         if let textColumn { texts = table.columns[try table.column(named: textColumn)] }
         let prediction = try predict(ModelInput(features: x, texts: texts))
-        var out = (table.header + ["prediction"] + classes.map { "probability_\($0)" }).map(csvField).joined(separator: ",") + "\n"
+        var out = (table.header + ["prediction"] + classes.map { "probability_\($0)" }).map(csvQuoted).joined(separator: ",") + "\n"
         for r in 0..<table.rowCount {
             var fields = table.header.indices.map { table.columns[$0][r] }
             switch prediction {
@@ -94,13 +95,8 @@ public struct ModelBundle: Codable, Sendable {
             case .values(let v):
                 fields.append(String(v[r]))
             }
-            out += fields.map(csvField).joined(separator: ",") + "\n"
+            out += fields.map(csvQuoted).joined(separator: ",") + "\n"
         }
         return (out, table.rowCount)
     }
-}
-
-func csvField(_ value: String) -> String {
-    guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
-    return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }

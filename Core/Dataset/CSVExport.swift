@@ -14,16 +14,18 @@ public struct ColumnarCSVExporter {
     public func csv(from start: Int, rows: Int) -> String? {
         guard start < dataset.rowCount || (start == 0 && dataset.rowCount == 0 && !columns.isEmpty) else { return nil }
         var out = ""
-        if start == 0 { out += columns.map { Self.field($0.name) }.joined(separator: ",") + "\n" }
+        if start == 0 { out += columns.map { csvQuoted($0.name) }.joined(separator: ",") + "\n" }
         for r in start..<min(dataset.rowCount, start + rows) {
-            out += columns.map { $0.string(r).map(Self.field) ?? "" }.joined(separator: ",")
+            out += columns.map { $0.string(r).map(csvQuoted) ?? "" }.joined(separator: ",")
             out += "\n"
         }
         return out
     }
 
-    static func field(_ value: String) -> String {
-        guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
-        return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
+}
+
+/// A CSV field as RFC 4180 writes it: quoted (quotes doubled) when it holds a comma, quote or line break.
+public func csvQuoted(_ value: String) -> String {
+    guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
+    return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }

@@ -180,19 +180,6 @@ public enum TrainRunner {
          "r2": Metrics.r2(truth, predicted)]
     }
 
-    static func softmaxRows(_ logits: Tensor) -> [Double] {
-        let k = logits.columns
-        var out = [Double](repeating: 0, count: logits.count)
-        for r in 0..<logits.rows {
-            let row = (0..<k).map { Double(logits[r, $0]) }
-            let top = row.max()!
-            let e = row.map { Foundation.exp($0 - top) }
-            let s = e.reduce(0, +)
-            for c in 0..<k { out[r * k + c] = e[c] / s }
-        }
-        return out
-    }
-
     // MARK: Models
 
     static func trainClassifier(_ xTrain: Tensor, _ yTrain: [Int], _ xTest: Tensor, _ yTest: [Int], _ labels: LabelEncoder,
