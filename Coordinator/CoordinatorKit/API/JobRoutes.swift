@@ -30,6 +30,8 @@ extension APIRoutes {
         var bucketCapMb: Int?
         var fp16Allreduce: Bool?
         var stallTimeoutSeconds: Int?
+        var gpuBatchSize: Int?
+        var noOverlap: Bool?
 
         func spec(user: String) -> JobSpec {
             let minimum = minNodes ?? nodes ?? 1
@@ -39,7 +41,8 @@ extension APIRoutes {
                            learningRate: learningRate ?? 0, seed: seed ?? 0, maxRestarts: maxRestarts ?? 3,
                            checkpointEvery: checkpointEvery ?? 0, holdoutFraction: holdoutFraction ?? 0, task: task ?? "",
                            bucketCapMB: bucketCapMb ?? 25, fp16Allreduce: fp16Allreduce ?? false, user: user,
-                           stallTimeoutSeconds: stallTimeoutSeconds ?? 120)
+                           stallTimeoutSeconds: stallTimeoutSeconds ?? 120, gpuBatchSize: gpuBatchSize ?? 0,
+                           noOverlap: noOverlap ?? false)
         }
     }
 
@@ -50,6 +53,7 @@ extension APIRoutes {
         "--gpus-per-node": "gpus_per_node", "--task": "task", "--bucket-cap-mb": "bucket_cap_mb", "--model": "model",
         "--target": "target", "--dataset": "dataset_id", "--labels": "labels", "--priority": "priority",
         "--stall-timeout": "stall_timeout_seconds", "--checkpoint-every": "checkpoint_every",
+        "--gpu-batch-size": "gpu_batch_size", "--fp16-allreduce": "fp16_allreduce", "--no-overlap": "no_overlap",
     ]
 
     static func fieldError(_ status: RPCStatus) -> APIError {
@@ -70,7 +74,7 @@ extension APIRoutes {
                          "labels": "object", "priority": "integer", "epochs": "integer", "batch_size": "integer",
                          "learning_rate": "number", "seed": "integer", "max_restarts": "integer", "checkpoint_every": "integer",
                          "holdout_fraction": "number", "bucket_cap_mb": "integer", "fp16_allreduce": "boolean",
-                         "stall_timeout_seconds": "integer"])
+                         "stall_timeout_seconds": "integer", "gpu_batch_size": "integer", "no_overlap": "boolean"])
 
         add(RouteSpec(method: .post, path: "/api/process/jobs", access: .user, group: "write", tag: "jobs",
                       summary: "Submit a distributed training job on one of your datasets", body: submissionBody, success: 201)) {
