@@ -10,6 +10,13 @@ struct HTTPOptions: ParsableArguments {
     @Option(help: "Admin token (prefer --admin-token-file or $NEBULA_ADMIN_TOKEN).") var adminToken: String?
     @Option(help: "File holding the admin token.") var adminTokenFile: String?
 
+    /// The CA bundle for an https:// API ($NEBULA_TLS_CA or cluster.env), if any.
+    func caBundle() -> String? {
+        let env = ProcessInfo.processInfo.environment
+        return env["NEBULA_TLS_CA"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (EnvFile.findClusterEnv().map(EnvFile.load) ?? [:])["NEBULA_TLS_CA"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     func resolve() throws -> (base: String, token: String) {
         let env = ProcessInfo.processInfo.environment
         let file = EnvFile.findClusterEnv().map(EnvFile.load) ?? [:]
@@ -40,6 +47,7 @@ func restCall(_ options: HTTPOptions, _ method: HTTPMethod, _ path: String, json
     }
     var config = HTTPClient.Configuration()
     config.requestTimeout = .seconds(600)
+    config.caBundlePath = options.caBundle()
     let response: HTTPResponse
     do {
         response = try await HTTPClient(configuration: config).send(

@@ -57,6 +57,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Rate limit of a route group (repeatable): GROUP=N/min[:BURST] or GROUP=off; groups auth, read, write, upload.")
     var rateLimit: [String] = []
     @Option(help: "PostgreSQL connections of the REST API (1–64).") var httpDbConnections = 4
+    @Option(help: "HTTPS certificate chain (PEM) of the REST API (default: --tls-cert when given).") var httpTlsCert: String?
+    @Option(help: "HTTPS private key (PEM) of the REST API (default: --tls-key when given).") var httpTlsKey: String?
     @Flag(help: "Only admins create accounts (POST /api/users); POST /api/auth/register is refused.") var closedRegistration = false
 
     func run() async throws {
@@ -128,6 +130,9 @@ struct Serve: AsyncParsableCommand {
             ? "\((Int(refreshTokenTtl.dropLast()) ?? -1) * 24)h" : refreshTokenTtl, "--refresh-token-ttl")
         config.api.bcryptCost = bcryptCost
         config.api.databaseConnections = httpDbConnections
+        // The REST API speaks HTTPS with its own certificate, else with the gRPC one when TLS is on.
+        config.api.tlsCertificate = httpTlsCert ?? (httpTlsKey == nil ? tlsCert : nil)
+        config.api.tlsKey = httpTlsKey ?? (httpTlsCert == nil ? tlsKey : nil)
         config.api.corsOrigins = corsOrigin
         config.api.openRegistration = !closedRegistration
         for spec in rateLimit { try config.api.rateLimits.set(spec) }

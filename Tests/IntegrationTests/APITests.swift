@@ -432,4 +432,33 @@ struct APITests {
             #expect(try await api.call(.get, "/api/download/models/\(jobId)", token: other.token).status == 404)
         }
     }
+
+    @Test func httpsWhenCertificatesAreConfigured() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nebula-https-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cert = dir.appendingPathComponent("cert.pem").path, key = dir.appendingPathComponent("key.pem").path
+        let made = try runCaptured(URL(fileURLWithPath: "/usr/bin/openssl"), [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        try #require(made.status == 0, "openssl: \(made.stderr)")
+        try await withTestCluster(coordinatorFlags: ["--http-tls-cert", cert, "--http-tls-key", key]) { cluster in
+            var config = HTTPClient.Configuration()
+            config.caBundlePath = cert
+            let https = HTTPClient(configuration: config)
+            let url = URL(string: "https://127.0.0.1:\(cluster.httpPort)/healthz")!
+            var answer: HTTPResponse?
+            try await eventually("the HTTPS API answers", timeout: .seconds(30)) {
+                answer = try? await https.send(HTTPRequest(url: url))
+                return answer?.status == 200
+            }
+            #expect(answer?.headers["Strict-Transport-Security"] != nil)
+            // Plain HTTP on the HTTPS port gets no API answer.
+            let plain = try? await HTTPClient().send(HTTPRequest(url: URL(string: "http://127.0.0.1:\(cluster.httpPort)/healthz")!))
+            #expect(plain == nil || plain?.status != 200)
+            // A client that does not trust the certificate is refused by its own TLS check.
+            let untrusted = try? await HTTPClient().send(HTTPRequest(url: url))
+            #expect(untrusted == nil)
+        }
+    }
 }

@@ -28,6 +28,9 @@ public struct APIConfiguration: Sendable {
     public var rateLimits = RateLimitTable()
     /// PostgreSQL connections of the API (reads of users, sessions, datasets run in parallel on them).
     public var databaseConnections = 4
+    /// PEM certificate chain and private key: with both, the API speaks HTTPS only.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
     /// How often request records are written to PostgreSQL.
     public var requestLogFlushInterval: Duration = .seconds(1)
 
@@ -42,6 +45,9 @@ public struct APIConfiguration: Sendable {
         if let admin = bootstrapAdmin {
             try UserValidation.email(admin.email, field: "NEBULA_ADMIN_EMAIL")
             try UserValidation.password(admin.password, field: "NEBULA_ADMIN_PASSWORD")
+        }
+        if (tlsCertificate == nil) != (tlsKey == nil) {
+            throw ConfigurationError("HTTPS needs both a certificate and a key (--http-tls-cert and --http-tls-key)")
         }
         for origin in corsOrigins where !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) || origin.hasSuffix("/") {
             throw ConfigurationError("CORS origin '\(origin)' must look like https://host[:port] (no path, no trailing slash)")

@@ -1,5 +1,8 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
 import Logging
 import NebulaCommon
 import NebulaStore
@@ -45,7 +48,7 @@ final class APIServer: Sendable {
         let metrics = APIMetrics()
         let router = Router(context: APIContext.self)
         router.add(middleware: RequestMiddleware(corsOrigins: Set(configuration.corsOrigins),
-                                                 https: false, metrics: metrics,
+                                                 https: configuration.tlsCertificate != nil, metrics: metrics,
                                                  requestLog: requestLog))
         table = APIRouteTable(router: router, gate: Gate(auth: auth, limiter: RateLimiter(), limits: configuration.rateLimits,
                                                          adminToken: Array(services.adminToken.utf8)))
@@ -59,7 +62,8 @@ final class APIServer: Sendable {
         guard let listen = configuration.listen else { return }
         let (host, port) = try Self.split(listen)
         let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(router: table.router,
+        let server = try Self.serverBuilder(configuration)
+        let app = Application(router: table.router, server: server,
                               configuration: .init(address: .hostname(host, port: port), serverName: "nebula"),
                               onServerRunning: { channel in
                                   readyContinuation.yield(channel.localAddress?.port ?? 0)
@@ -85,7 +89,8 @@ final class APIServer: Sendable {
         let log = requestLog
         let interval = configuration.requestLogFlushInterval
         logTask.withLock { $0 = Task { await log.run(every: interval) } }
-        logger.info("HTTP API listening", metadata: ["http.port": "\(bound)", "http.routes": "\(table.specs.count)"])
+        logger.info("HTTP API listening", metadata: ["http.port": "\(bound)", "http.routes": "\(table.specs.count)",
+                                                     "http.tls": "\(configuration.tlsCertificate != nil)"])
     }
 
     func shutdown() async {
@@ -96,6 +101,27 @@ final class APIServer: Sendable {
         log?.cancel()
         await log?.value
         await client.close()
+    }
+
+    /// Plain HTTP/1.1, or HTTPS with the configured PEM certificate chain and key.
+    static func serverBuilder(_ configuration: APIConfiguration) throws -> HTTPServerBuilder {
+        guard let certificate = configuration.tlsCertificate, let key = configuration.tlsKey else { return .http1() }
+        let chain: [NIOSSLCertificate]
+        let privateKey: NIOSSLPrivateKey
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(certificate)
+        } catch {
+            throw ConfigurationError("cannot read the HTTPS certificate \(certificate) (PEM expected): \(error)")
+        }
+        do {
+            privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+        } catch {
+            throw ConfigurationError("cannot read the HTTPS private key \(key) (PEM expected): \(error)")
+        }
+        guard !chain.isEmpty else { throw ConfigurationError("\(certificate) holds no certificate") }
+        let tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
+                                                           privateKey: .privateKey(privateKey))
+        return try .tls(.http1(), tlsConfiguration: tls)
     }
 
     static func split(_ listen: String) throws -> (String, Int) {
