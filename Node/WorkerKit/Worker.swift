@@ -125,14 +125,8 @@ public enum Worker {
     static func flush(_ channel: RPCChannel, _ configuration: WorkerConfiguration, rank: Int, telemetry: LoopTelemetry,
                       logger: Logger) async {
         let (seq, steps, checkpoints) = telemetry.drain()
-        for c in checkpoints {
-            do {
-                _ = try await uploadCheckpoint(channel, configuration, bytes: c.bytes, step: c.step, epoch: c.epoch,
-                                               worldSize: 0, isFinal: false)
-            } catch {
-                logger.warning("checkpoint upload failed", metadata: ["step": "\(c.step)", "error": "\(error)"])
-            }
-        }
+        // Progress first: checkpoint uploads can take a while, and a short job may end before a
+        // report queued behind them arrives (rank 0, which checkpoints, then showed no progress).
         do {
             let ack = try await channel.unary(WorkerServicePath.reportProgress,
                                               ProgressReport(jobId: configuration.jobId, attempt: configuration.attempt,
@@ -144,6 +138,14 @@ public enum Worker {
             }
         } catch {
             logger.debug("progress report failed", metadata: ["error": "\(error)"])
+        }
+        for c in checkpoints {
+            do {
+                _ = try await uploadCheckpoint(channel, configuration, bytes: c.bytes, step: c.step, epoch: c.epoch,
+                                               worldSize: 0, isFinal: false)
+            } catch {
+                logger.warning("checkpoint upload failed", metadata: ["step": "\(c.step)", "error": "\(error)"])
+            }
         }
     }
 

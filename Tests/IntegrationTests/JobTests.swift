@@ -145,7 +145,9 @@ struct JobTests {
 
     @Test func aKilledWorkerRestartsFromItsCheckpoint() async throws {
         try await withCluster { cluster, dataset in
-            let id = try submit(cluster, ["--dataset", dataset, "--target", "label", "--nodes", "2", "--epochs", "20"])
+            // Long enough that the kill lands mid-training however fast the machine (checkpoints every 100 steps).
+            let id = try submit(cluster, ["--dataset", dataset, "--target", "label", "--nodes", "2", "--epochs", "150",
+                                          "--checkpoint-every", "100"])
             let pid = try await runningRank(cluster, id, rank: 1, afterStep: 30, checkpoint: true)
             #expect(kill(pid, SIGKILL) == 0)
             let job = try await waitForState(cluster, id, ["completed", "failed"])
@@ -168,7 +170,7 @@ struct JobTests {
     @Test func aLostNodeRestartsTheJobOnTheRemainingNodeAtASmallerWorldSize() async throws {
         try await withCluster { cluster, dataset in
             let id = try submit(cluster, ["--dataset", dataset, "--target", "label", "--min-nodes", "1", "--max-nodes", "2",
-                                          "--epochs", "12"])
+                                          "--epochs", "100", "--checkpoint-every", "100"])
             _ = try await runningRank(cluster, id, rank: 1, afterStep: 30, checkpoint: true)
             let placed = try show(cluster, id)["nodes"] as? [String] ?? []
             #expect(placed.count == 2)
@@ -193,7 +195,8 @@ struct JobTests {
 
     @Test func aJobSurvivesACoordinatorCrash() async throws {
         try await withCluster { cluster, dataset in
-            let id = try submit(cluster, ["--dataset", dataset, "--target", "label", "--nodes", "2", "--epochs", "15"])
+            let id = try submit(cluster, ["--dataset", dataset, "--target", "label", "--nodes", "2", "--epochs", "150",
+                                          "--checkpoint-every", "100"])
             _ = try await runningRank(cluster, id, rank: 0, afterStep: 20)
             cluster.coordinator?.killHard()
             try cluster.startCoordinator()
@@ -208,8 +211,8 @@ struct JobTests {
 
     @Test func aStalledRankAbortsTheJobAndIsNamed() async throws {
         try await withCluster { cluster, dataset in
-            let id = try submit(cluster, ["--dataset", dataset, "--target", "label", "--nodes", "2", "--epochs", "200",
-                                          "--stall-timeout", "6"])
+            let id = try submit(cluster, ["--dataset", dataset, "--target", "label", "--nodes", "2", "--epochs", "3000",
+                                          "--checkpoint-every", "1000", "--stall-timeout", "6"])
             let pid = try await runningRank(cluster, id, rank: 1, afterStep: 5)
             #expect(kill(pid, SIGSTOP) == 0)
             defer { kill(pid, SIGCONT) }
@@ -225,7 +228,8 @@ struct JobTests {
             }
 
             // cancel: a running job is stopped and ends CANCELLED
-            let second = try submit(cluster, ["--dataset", dataset, "--target", "label", "--nodes", "2", "--epochs", "200"])
+            let second = try submit(cluster, ["--dataset", dataset, "--target", "label", "--nodes", "2", "--epochs", "3000",
+                                              "--checkpoint-every", "1000"])
             let secondPid = try await runningRank(cluster, second, rank: 0, afterStep: 3)
             let cancel = try cluster.cli(["job", "cancel", second, "--reason", "not needed"])
             #expect(cancel.status == 0, "\(cancel.stderr)")
