@@ -26,6 +26,7 @@ final class AuthService: Sendable {
         self.tokens = tokens
         self.configuration = configuration
         self.logger = logger
+        dummyHash = Bcrypt.hash("nebula-dummy-password-\(UInt64.random(in: 0...UInt64.max))", cost: UInt8(configuration.bcryptCost))
     }
 
     /// Loads recent revocations and makes the configured admin when there is no admin yet.
@@ -54,8 +55,9 @@ final class AuthService: Sendable {
         (try? await runOnThread(name: "nebula.bcrypt") { Bcrypt.verify(password, hash: hash) }) ?? false
     }
 
-    /// A hash to check against when the e-mail is unknown, so both cases take as long.
-    private let dummyHash = Bcrypt.hash("nebula-dummy-password", cost: 4)
+    /// A hash to check against when the e-mail is unknown, at the configured cost, so an unknown
+    /// e-mail takes as long to refuse as a wrong password (no account enumeration by timing).
+    private let dummyHash: String
 
     // MARK: Flows
 
