@@ -57,6 +57,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Rate limit of a route group (repeatable): GROUP=N/min[:BURST] or GROUP=off; groups auth, read, write, upload.")
     var rateLimit: [String] = []
     @Option(help: "PostgreSQL connections of the REST API (1–64).") var httpDbConnections = 4
+    @Option(help: "How long API request records are kept, e.g. 30d, 720h.") var requestLogRetention = "30d"
     @Option(help: "HTTPS certificate chain (PEM) of the REST API (default: --tls-cert when given).") var httpTlsCert: String?
     @Option(help: "HTTPS private key (PEM) of the REST API (default: --tls-key when given).") var httpTlsKey: String?
     @Flag(help: "Only admins create accounts (POST /api/users); POST /api/auth/register is refused.") var closedRegistration = false
@@ -130,6 +131,8 @@ struct Serve: AsyncParsableCommand {
             ? "\((Int(refreshTokenTtl.dropLast()) ?? -1) * 24)h" : refreshTokenTtl, "--refresh-token-ttl")
         config.api.bcryptCost = bcryptCost
         config.api.databaseConnections = httpDbConnections
+        config.api.requestLogRetention = try duration(requestLogRetention.hasSuffix("d")
+            ? "\((Int(requestLogRetention.dropLast()) ?? -1) * 24)h" : requestLogRetention, "--request-log-retention")
         // The REST API speaks HTTPS with its own certificate, else with the gRPC one when TLS is on.
         config.api.tlsCertificate = httpTlsCert ?? (httpTlsKey == nil ? tlsCert : nil)
         config.api.tlsKey = httpTlsKey ?? (httpTlsCert == nil ? tlsKey : nil)

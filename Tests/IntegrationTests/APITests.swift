@@ -294,7 +294,7 @@ struct APITests {
 
     @Test func rateLimitsErrorsMetricsAndOpenAPI() async throws {
         try await withAPI(["--rate-limit", "read=60/min:3", "--rate-limit", "auth=60/min:4",
-                           "--cors-origin", "https://lab.example.org"]) { cluster, api, _ in
+                           "--cors-origin", "https://lab.example.org", "--request-log-retention", "20s"]) { cluster, api, _ in
             let user = try await api.register("rl@example.org")  // auth token 1 of 4
             let fresh = try await api.register("openapi@example.org", password: "openapi-password-1")  // 2 of 4
             var remaining: [String] = []
@@ -370,6 +370,15 @@ struct APITests {
                 let rows = try await db.query("SELECT count(*) AS n FROM api_requests WHERE route = '/api/datasets' AND status = 429")
                 return try rows.first?.int("n") ?? 0 >= 1
             }
+            // Records older than the retention (20 s here) are removed; newer ones stay.
+            _ = try await db.execute("""
+                INSERT INTO api_requests (time, request_id, method, route, status, duration_ms)
+                VALUES (now() - interval '1 hour', 'old-record', 'GET', '/old', 200, 1)
+                """)
+            try await eventually("the old record is pruned", timeout: .seconds(30)) {
+                try await db.query("SELECT 1 FROM api_requests WHERE request_id = 'old-record'").isEmpty
+            }
+            #expect(try await db.query("SELECT count(*) AS n FROM api_requests").first?.int("n") ?? 0 > 0)
             await db.close()
 
             // OpenAPI: every documented route is served (never "route_not_found"), operation ids are unique.

@@ -31,6 +31,8 @@ public struct APIConfiguration: Sendable {
     /// PEM certificate chain and private key: with both, the API speaks HTTPS only.
     public var tlsCertificate: String?
     public var tlsKey: String?
+    /// How long request records are kept in `api_requests`.
+    public var requestLogRetention: Duration = .seconds(30 * 24 * 3600)
     /// How often request records are written to PostgreSQL.
     public var requestLogFlushInterval: Duration = .seconds(1)
 
@@ -41,6 +43,7 @@ public struct APIConfiguration: Sendable {
             throw ConfigurationError("the JWT secret must have at least 32 bytes (NEBULA_JWT_SECRET or --jwt-secret-file)")
         }
         guard (1...64).contains(databaseConnections) else { throw ConfigurationError("--http-db-connections must be between 1 and 64") }
+        guard requestLogRetention >= .seconds(1) else { throw ConfigurationError("--request-log-retention must be at least 1s") }
         guard (4...31).contains(bcryptCost) else { throw ConfigurationError("--bcrypt-cost must be between 4 and 31") }
         if let admin = bootstrapAdmin {
             try UserValidation.email(admin.email, field: "NEBULA_ADMIN_EMAIL")

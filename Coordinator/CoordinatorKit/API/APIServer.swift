@@ -88,7 +88,8 @@ final class APIServer: Sendable {
         boundPort.withLock { $0 = bound }
         let log = requestLog
         let interval = configuration.requestLogFlushInterval
-        logTask.withLock { $0 = Task { await log.run(every: interval) } }
+        let retention = configuration.requestLogRetention
+        logTask.withLock { $0 = Task { await log.run(every: interval, retention: retention) } }
         logger.info("HTTP API listening", metadata: ["http.port": "\(bound)", "http.routes": "\(table.specs.count)",
                                                      "http.tls": "\(configuration.tlsCertificate != nil)"])
     }

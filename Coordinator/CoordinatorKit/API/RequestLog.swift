@@ -61,8 +61,27 @@ final class RequestLog: Sendable {
         }
     }
 
-    func run(every interval: Duration) async {
+    /// Deletes records older than `retention`.
+    func prune(olderThan retention: Duration) async {
+        do {
+            let removed = try await client.execute("DELETE FROM api_requests WHERE time < now() - make_interval(secs => $1)",
+                                                   [PGValue(Double(retention.components.seconds))])
+            if removed > 0 { logger.debug("old request records removed", metadata: ["count": "\(removed)"]) }
+        } catch {
+            logger.warning("old request records not removed yet", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Flushes every `interval`; prunes at start and then every retention/10 (at most hourly).
+    func run(every interval: Duration, retention: Duration) async {
+        let clock = ContinuousClock()
+        let pruneEvery = min(.seconds(3600), retention / 10)
+        var nextPrune = clock.now
         while !Task.isCancelled {
+            if clock.now >= nextPrune {
+                await prune(olderThan: retention)
+                nextPrune = clock.now + pruneEvery
+            }
             try? await Task.sleep(for: interval)
             await flush()
         }
