@@ -51,7 +51,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "File holding the JWT signing key, ≥ 32 bytes (default: $NEBULA_JWT_SECRET, else a key kept in the data dir).")
     var jwtSecretFile: String?
     @Option(help: "Access token lifetime, e.g. 15m.") var accessTokenTtl = "15m"
-    @Option(help: "Refresh token (session) lifetime, e.g. 30d or 720h.") var refreshTokenTtl = "720h"
+    @Option(help: "Refresh token (session) lifetime, e.g. 30d or 720h.") var refreshTokenTtl = "30d"
     @Option(help: "bcrypt cost for passwords (4–31).") var bcryptCost = 12
     @Option(help: "Allowed CORS origin (repeatable), e.g. https://lab.example.org.") var corsOrigin: [String] = []
     @Option(help: "Rate limit of a route group (repeatable): GROUP=N/min[:BURST] or GROUP=off; groups auth, read, write, upload.")
@@ -127,12 +127,10 @@ struct Serve: AsyncParsableCommand {
             config.api.jwtSecret = Array(v.utf8)
         }
         config.api.accessTokenLifetime = try duration(accessTokenTtl, "--access-token-ttl")
-        config.api.refreshTokenLifetime = try duration(refreshTokenTtl.hasSuffix("d")
-            ? "\((Int(refreshTokenTtl.dropLast()) ?? -1) * 24)h" : refreshTokenTtl, "--refresh-token-ttl")
+        config.api.refreshTokenLifetime = try duration(refreshTokenTtl, "--refresh-token-ttl")
         config.api.bcryptCost = bcryptCost
         config.api.databaseConnections = httpDbConnections
-        config.api.requestLogRetention = try duration(requestLogRetention.hasSuffix("d")
-            ? "\((Int(requestLogRetention.dropLast()) ?? -1) * 24)h" : requestLogRetention, "--request-log-retention")
+        config.api.requestLogRetention = try duration(requestLogRetention, "--request-log-retention")
         // The REST API speaks HTTPS with its own certificate, else with the gRPC one when TLS is on.
         config.api.tlsCertificate = httpTlsCert ?? (httpTlsKey == nil ? tlsCert : nil)
         config.api.tlsKey = httpTlsKey ?? (httpTlsCert == nil ? tlsKey : nil)

@@ -1,4 +1,5 @@
 import Foundation
+import NebulaCommon
 import NebulaDataset
 import NebulaEngine
 import NebulaTraining
@@ -374,6 +375,3 @@ public enum AutoBuilder {
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import NebulaCommon
 import NebulaDataset
 import NebulaEngine
 

@@ -20,12 +20,20 @@ extension Duration {
     /// Parses `500ms`, `1s`, `1.5s`, `2m`, `1h` or a bare number of seconds.
     public static func parse(_ text: String) -> Duration? {
         let t = text.trimmingCharacters(in: .whitespaces).lowercased()
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         for (suffix, scale) in units where t.hasSuffix(suffix) {
             guard let v = Double(t.dropLast(suffix.count)), v >= 0, v.isFinite else { return nil }
             return .milliseconds(Int64((v * scale * 1000).rounded()))
         }
         guard let v = Double(t), v >= 0, v.isFinite else { return nil }
         return .milliseconds(Int64((v * 1000).rounded()))
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a Double.
+    public var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) / 1e18
     }
 }

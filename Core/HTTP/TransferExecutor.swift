@@ -1,4 +1,5 @@
 import Foundation
+import NebulaCommon
 
 /// Note [Blocking transfers off the cooperative pool]: `curl_easy_perform` blocks its thread for the
 /// whole transfer, so transfers run on threads of their own, never on the Swift concurrency pool
@@ -105,9 +106,3 @@ final class TransferExecutor: @unchecked Sendable {
     }
 }
 
-extension Duration {
-    var seconds: Double {
-        let (s, atto) = components
-        return Double(s) + Double(atto) / 1e18
-    }
-}

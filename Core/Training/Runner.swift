@@ -1,4 +1,5 @@
 import Foundation
+import NebulaCommon
 import NebulaEngine
 
 /// The models `nebula train` offers.
@@ -367,6 +368,3 @@ public enum TrainRunner {
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

@@ -43,11 +43,11 @@ struct ConnectionOptionsTests {
         #expect(parsed == ["A": "1", "B": "two words", "C": "x=y"])
     }
 
-    @Test(arguments: [("500ms", Int64(500)), ("1s", 1000), ("1.5s", 1500), ("2m", 120_000), ("3", 3000)])
+    @Test(arguments: [("500ms", Int64(500)), ("1s", 1000), ("1.5s", 1500), ("2m", 120_000), ("3", 3000), ("2d", 172_800_000)])
     func durations(text: String, ms: Int64) {
         #expect(Duration.parse(text)?.wholeMilliseconds == ms)
     }
 
-    @Test(arguments: ["", "abc", "-1s", "1x"])
+    @Test(arguments: ["", "abc", "-1s", "1x", "d", "-2d"])
     func badDurations(text: String) { #expect(Duration.parse(text) == nil) }
 }

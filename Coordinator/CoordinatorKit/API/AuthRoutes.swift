@@ -224,11 +224,10 @@ extension APIRoutes {
             _ = try? await services.jobs.cancel(job.jobId, reason: "the user's account was deleted")
         }
         // Finished jobs go with their events and checkpoints (foreign keys cascade) and files.
-        let deleted = try await pool.client.query("""
+        _ = try await pool.client.query("""
             WITH gone AS (DELETE FROM jobs WHERE user_name = $1 AND state IN ('completed', 'failed', 'cancelled') RETURNING id)
             DELETE FROM job_metrics WHERE job_id IN (SELECT id FROM gone)
             """, [.text(id)])
-        _ = deleted
         for job in jobs { try? FileManager.default.removeItem(atPath: dataDirectory + "/jobs/" + job.jobId) }
         var skipped = 0
         while true {

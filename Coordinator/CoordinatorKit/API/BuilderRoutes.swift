@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NebulaBuilder
+import NebulaCommon
 import NIOCore
 
 extension APIRoutes {
@@ -23,14 +24,10 @@ extension APIRoutes {
             let c = try decoder.singleValueContainer()
             if let n = try? c.decode(Double.self) { seconds = n; return }
             let text = try c.decode(String.self)
-            let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
-            if let last = text.last, let unit = units[last], let n = Double(text.dropLast()) {
-                seconds = n * unit
-            } else if let n = Double(text) {
-                seconds = n
-            } else {
+            guard let d = Duration.parse(text) else {
                 throw DecodingError.dataCorruptedError(in: c, debugDescription: "'\(text)' is not a duration (600, 90s, 10m, 1h)")
             }
+            seconds = d.seconds
         }
     }
 
