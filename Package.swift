@@ -108,7 +108,7 @@ let package = Package(
                                .product(name: "Logging", package: "swift-log")],
                 path: "Node/NodeKit"),
         .target(name: "NebulaWorker",
-                dependencies: ["NebulaNode", "NebulaMPI", "NebulaDataset", "NebulaEngine", "NebulaWire", "NebulaModel",
+                dependencies: ["NebulaNode", "NebulaMPI", "NebulaDataset", "NebulaEngine", "NebulaBuilder", "NebulaWire", "NebulaModel",
                                "NebulaRPC", "NebulaCommon", .product(name: "Logging", package: "swift-log")],
                 path: "Node/WorkerKit"),
         .executableTarget(name: "nebula-node",
@@ -153,7 +153,8 @@ let package = Package(
                     path: "Tests/HTTPArchiveTests"),
         // Pass at any world size: plain `swift test` (singleton, size 1) and Tests/MPITests/run-mpi.sh (mpirun -np 2).
         .testTarget(name: "MPITests",
-                    dependencies: ["NebulaMPI", "NebulaEngine", "NebulaCommon", .product(name: "Logging", package: "swift-log")],
+                    dependencies: ["NebulaMPI", "NebulaEngine", "NebulaCommon", "NebulaBuilder", "NebulaDataset", "NebulaWorker",
+                                   .product(name: "Logging", package: "swift-log")],
                     path: "Tests/MPITests", exclude: ["run-mpi.sh"]),
     ]
 )

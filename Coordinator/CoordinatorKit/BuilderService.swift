@@ -3,16 +3,36 @@ import Logging
 import NebulaBuilder
 import NebulaCommon
 import NebulaDataset
+import NebulaModel
 import NebulaStore
 
 // Note [Builder service]
 // ~~~~~~~~~~~~~~~~~~~~~~
 // Runs of the ML system builder (Note [Builder runs]) queue in `builder_runs` and execute one at a
-// time on a thread of their own in the coordinator: the dataset's columnar file is read where it
-// lies, and the candidates train in this process (not as cluster jobs yet). A run's files live in
+// time. A run is prepared here (task, split, preprocessing, on a thread of its own, from the
+// dataset's columnar file where it lies); its candidates train as cluster jobs (Note [Candidates as
+// cluster jobs]) — placed by the scheduler like any job, visible in `nebula jobs`, owned by the
+// run's owner — and their outcomes come back here for the ensemble, the leaderboard and the report.
+// Each candidate gets an equal share of the time budget (so a run keeps to it even when the cluster
+// can only take one candidate at a time); networks of a dataset with at least
+// `distributedRows` labelled rows may take up to `maxNodes` nodes. A candidate job still pending
+// after `queueTimeout` is cancelled (no node could take it); a candidate that fails is named in the
+// run's notes and the run goes on with the others. A run's files live in
 // `<data dir>/builder/<id>/`: `model.json` (Note [Model bundle]) and `report.html`; its result (task,
-// leaderboard, metrics, report data) is stored as JSON in the row. A run cut short by a restart
-// becomes FAILED with that reason.
+// leaderboard, metrics, report data) is stored as JSON in the row, and its candidate jobs in
+// `candidate_jobs`. A run cut short by a restart becomes FAILED with that reason, and its candidate
+// jobs are cancelled.
+
+/// Settings of the builder service (Note [Builder service]).
+public struct BuilderConfiguration: Sendable {
+    /// Datasets with at least this many labelled rows train their networks over several nodes.
+    public var distributedRows = 100_000
+    /// The most nodes one candidate takes.
+    public var maxNodes = 4
+    /// A candidate job that no node took within this long is cancelled.
+    public var queueTimeout: Duration = .seconds(600)
+    public init() {}
+}
 
 /// One builder run as stored.
 public struct BuilderRun: Sendable, Codable {
@@ -24,6 +44,8 @@ public struct BuilderRun: Sendable, Codable {
     public var error: String
     public var request: BuilderRequest
     public var resultJSON: String
+    /// Candidate name → its cluster job (Note [Candidates as cluster jobs]).
+    public var candidateJobs: [String: String]
     public var createdUnixMs: Int64
     public var finishedUnixMs: Int64?
 }
@@ -32,26 +54,38 @@ public actor BuilderService {
     let root: String
     private let client: PostgresClient
     private let datasets: DatasetService
+    private let jobs: JobManager
+    private let configuration: BuilderConfiguration
     private let logger: Logger
     private var queue: [String] = []
     private var worker: Task<Void, Never>?
     private var live: [String: String] = [:]
 
-    init(dataDirectory: String, client: PostgresClient, datasets: DatasetService, logger: Logger) throws {
+    init(dataDirectory: String, client: PostgresClient, datasets: DatasetService, jobs: JobManager,
+         configuration: BuilderConfiguration = BuilderConfiguration(), logger: Logger) throws {
         root = dataDirectory + "/builder"
         self.client = client
         self.datasets = datasets
+        self.jobs = jobs
+        self.configuration = configuration
         self.logger = logger
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     }
 
     func recover() async throws {
-        let ids = try await client.query("""
+        let rows = try await client.query("""
             UPDATE builder_runs SET state = 'failed', finished_at = now(),
                 error = 'the coordinator stopped during this run; start it again'
-            WHERE state IN ('queued', 'running') RETURNING id
-            """).map { try $0.string("id") }
-        for id in ids { logger.warning("builder run interrupted by a restart", metadata: ["builder.id": "\(id)"]) }
+            WHERE state IN ('queued', 'running') RETURNING id, candidate_jobs::text AS jobs
+            """)
+        for row in rows {
+            let id = try row.string("id")
+            logger.warning("builder run interrupted by a restart", metadata: ["builder.id": "\(id)"])
+            let candidates = (try? JSONDecoder().decode([String: String].self, from: Data(try row.string("jobs").utf8))) ?? [:]
+            for job in candidates.values {
+                _ = try? await jobs.cancel(job, reason: "its builder run \(id) was interrupted by a coordinator restart")
+            }
+        }
     }
 
     func shutdown() async {
@@ -106,27 +140,108 @@ public actor BuilderService {
     private func setProgress(_ id: String, _ text: String) { live[id] = text }
 
     private func execute(_ id: String) async {
+        var submitted: [String: String] = [:]
         do {
             guard let run = try await get(id), let row = try await datasets.row(run.datasetId) else {
                 throw BuilderError(.invalidRequest, "the dataset of this run was deleted")
             }
             try await client.execute("UPDATE builder_runs SET state = 'running', started_at = now() WHERE id = $1", [.text(id)])
+            let clock = ContinuousClock()
+            let started = clock.now
             let path = datasets.absolute(row.path)
             let dir = directory(of: id)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let request = run.request
-            let title = "Nebula builder: \(row.info.name) → \(request.target)"
             let log = logger
-            let (resultJSON, summary) = try await runOnThread(name: "nebula.builder") { [self] () -> (String, String) in
-                let (result, bundle) = try AutoBuilder.run(try ColumnarDataset(path: path), request) { line in
-                    log.info("builder: \(line)", metadata: ["builder.id": "\(id)"])
-                    Task { await self.setProgress(id, line) }
+            let progress: @Sendable (String) -> Void = { line in
+                log.info("builder: \(line)", metadata: ["builder.id": "\(id)"])
+                Task { await self.setProgress(id, line) }
+            }
+            let prepared = try await runOnThread(name: "nebula.builder.prepare") { () -> PreparedRun in
+                let dataset = try ColumnarDataset(path: path)
+                return PreparedRun(dataset: dataset, prep: try AutoBuilder.prepare(dataset, request, progress: progress))
+            }
+            let prep = prepared.prep
+
+            // Every candidate as a cluster job (Note [Candidates as cluster jobs]).
+            let names = prep.candidateNames
+            let share = max(1, request.timeBudgetSeconds / Double(names.count))
+            let large = prep.trainRows.count + prep.validationRows.count >= configuration.distributedRows
+            for name in names {
+                let candidate = CandidateJob(runId: id, request: request, candidate: name, budgetSeconds: share,
+                                             preprocessor: prep.preprocessor, fingerprint: prep.fingerprint)
+                let nodes = large && prep.isDistributable(name) ? max(1, configuration.maxNodes) : 1
+                let spec = JobSpec(name: "\(id):\(name)", datasetId: run.datasetId, target: request.target, model: "builder",
+                                   minNodes: 1, maxNodes: nodes, seed: request.seed, maxRestarts: 1, task: prep.task.rawValue,
+                                   user: run.owner, stallTimeoutSeconds: 0, builder: try candidate.encoded())
+                let info = try await jobs.submit(spec, builderCandidate: true)
+                submitted[name] = info.jobId
+                try await client.execute("UPDATE builder_runs SET candidate_jobs = $2::jsonb WHERE id = $1",
+                                         [.text(id), .text(String(decoding: try JSONEncoder().encode(submitted), as: UTF8.self))])
+            }
+            progress("\(names.count) candidate jobs submitted (\(Int(share)) s each): " +
+                     names.map { "\($0) \(submitted[$0]!)" }.joined(separator: ", "))
+
+            // Wait for them.
+            var ended: [String: JobInfo] = [:]
+            var pendingSince: [String: ContinuousClock.Instant] = [:]
+            while ended.count < names.count {
+                try await Task.sleep(for: .milliseconds(500))
+                var lines: [String] = []
+                for name in names where ended[name] == nil {
+                    let info = try await jobs.info(of: submitted[name]!)
+                    switch info.state {
+                    case "completed", "failed", "cancelled":
+                        ended[name] = info
+                    case "pending":
+                        let since = pendingSince[name] ?? clock.now
+                        pendingSince[name] = since
+                        if clock.now - since > configuration.queueTimeout {
+                            _ = try? await jobs.cancel(info.jobId, reason: "no node took this builder candidate within \(configuration.queueTimeout)")
+                        }
+                        lines.append("\(name) pending (\(info.reason.isEmpty ? "waiting for a node" : info.reason))")
+                    default:
+                        pendingSince[name] = nil
+                        let on = info.nodes.count > 1 ? " on \(info.nodes.count) nodes" : info.nodes.first.map { " on \($0)" } ?? ""
+                        lines.append("\(name) \(info.state)\(on)" + (info.step > 0 ? ", epoch \(info.step)" : ""))
+                    }
                 }
+                let done = names.filter { ended[$0] != nil }.map { "\($0) \(ended[$0]!.state)" }
+                setProgress(id, (lines + done).joined(separator: "; "))
+            }
+
+            // Read the outcomes back and finish the run.
+            var outcomes: [CandidateOutcome] = []
+            var notes: [String] = []
+            for name in names {
+                let info = ended[name]!
+                guard info.state == "completed" else {
+                    notes.append("\(name) (job \(info.jobId)) \(info.state): \(info.reason)")
+                    continue
+                }
+                let file = try await jobs.checkpointFile(info.jobId, "")
+                guard let bytes = FileManager.default.contents(atPath: file.path) else {
+                    notes.append("\(name) (job \(info.jobId)): its result file is missing")
+                    continue
+                }
+                var outcome = try CandidateOutcome(decoding: Array(bytes), source: "the result of job \(info.jobId)")
+                outcome.row.params["job"] = info.jobId
+                outcomes.append(outcome)
+            }
+            let title = "Nebula builder: \(row.info.name) → \(request.target)"
+            let finishing = FinishingRun(prepared: prepared, outcomes: outcomes)
+            let candidateJobs = submitted
+            let finalNotes = notes
+            let (resultJSON, summary) = try await runOnThread(name: "nebula.builder.finish") { [self] () -> (String, String) in
+                var (result, bundle) = try AutoBuilder.finish(finishing.prepared.dataset, finishing.prepared.prep, outcomes: finishing.outcomes,
+                                                              notes: finalNotes, started: { (clock.now - started).seconds }, progress: progress)
+                result.candidateJobs = candidateJobs
                 try bundle.encoded().write(to: URL(fileURLWithPath: self.modelPath(id)), options: .atomic)
                 try BuilderReport.html(result, title: title, runId: id).write(toFile: self.reportPath(id), atomically: true, encoding: .utf8)
                 let encoder = JSONEncoder()
                 encoder.keyEncodingStrategy = .convertToSnakeCase
                 encoder.outputFormatting = .sortedKeys
+                encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
                 return (String(decoding: try encoder.encode(result), as: UTF8.self),
                         "\(result.bestModel) \(result.evalMetric) \(result.leaderboard.first { $0.best }?.scoreVal ?? .nan)")
             }
@@ -135,7 +250,12 @@ public actor BuilderService {
                 """, [.text(id), .text(resultJSON)])
             logger.info("builder run completed", metadata: ["builder.id": "\(id)", "best": "\(summary)"])
         } catch {
-            let message = (error as? BuilderError)?.message ?? "\(error)"
+            for job in submitted.values {
+                if let state = try? await jobs.state(of: job), !["completed", "failed", "cancelled"].contains(state) {
+                    _ = try? await jobs.cancel(job, reason: "its builder run \(id) failed")
+                }
+            }
+            let message = (error as? BuilderError)?.message ?? (error is CancellationError ? "the coordinator stopped during this run; start it again" : "\(error)")
             _ = try? await client.execute("UPDATE builder_runs SET state = 'failed', error = $2, finished_at = now() WHERE id = $1",
                                           [.text(id), .text(message)])
             try? FileManager.default.removeItem(atPath: directory(of: id))
@@ -146,6 +266,7 @@ public actor BuilderService {
 
     private static let columns = """
         id, owner, dataset_id, state, progress, error, request::text AS request, coalesce(result::text, '') AS result,
+        candidate_jobs::text AS candidate_jobs,
         (extract(epoch FROM created_at) * 1000)::bigint AS created_ms,
         (extract(epoch FROM finished_at) * 1000)::bigint AS finished_ms
         """
@@ -156,7 +277,9 @@ public actor BuilderService {
         return BuilderRun(id: id, owner: try r.string("owner"), datasetId: try r.string("dataset_id"), state: try r.string("state"),
                           progress: live[id] ?? stored, error: try r.string("error"),
                           request: try JSONDecoder().decode(BuilderRequest.self, from: Data(try r.string("request").utf8)),
-                          resultJSON: try r.string("result"), createdUnixMs: try r.int64("created_ms"),
+                          resultJSON: try r.string("result"),
+                          candidateJobs: (try? JSONDecoder().decode([String: String].self, from: Data(try r.string("candidate_jobs").utf8))) ?? [:],
+                          createdUnixMs: try r.int64("created_ms"),
                           finishedUnixMs: try r.optionalInt64("finished_ms"))
     }
 
@@ -181,4 +304,19 @@ public actor BuilderService {
             return try ModelBundle(decoding: data).predictCSV(csv, source: "the uploaded CSV")
         }
     }
+}
+
+/// A prepared run handed between the threads of one run (read-only once made).
+final class PreparedRun: @unchecked Sendable {
+    let dataset: ColumnarDataset
+    let prep: BuilderPreparation
+    init(dataset: ColumnarDataset, prep: BuilderPreparation) {
+        self.dataset = dataset
+        self.prep = prep
+    }
+}
+
+private struct FinishingRun: @unchecked Sendable {
+    let prepared: PreparedRun
+    let outcomes: [CandidateOutcome]
 }

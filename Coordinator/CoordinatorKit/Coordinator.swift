@@ -30,6 +30,7 @@ public struct CoordinatorConfiguration: Sendable {
     public var datasets = DatasetConfiguration()
     /// Scheduling and training jobs.
     public var jobs = JobConfiguration()
+    public var builder = BuilderConfiguration()
     /// The REST API over HTTP.
     public var api = APIConfiguration()
 
@@ -103,7 +104,8 @@ public final class Coordinator: Sendable {
                                   registry: registry, dataDirectory: configuration.dataDirectory, persist: persist, logger: logger)
         try await jobs.recover()
         relay.target = jobs
-        let builder = try BuilderService(dataDirectory: configuration.dataDirectory, client: client, datasets: datasets, logger: logger)
+        let builder = try BuilderService(dataDirectory: configuration.dataDirectory, client: client, datasets: datasets, jobs: jobs,
+                                         configuration: configuration.builder, logger: logger)
         try await builder.recover()
 
         let started = nowUnixMs()

@@ -402,6 +402,11 @@ public actor DatasetService {
             let dataset = try ColumnarDataset(path: path, verify: .header)
             do {
                 let task = try TaskInference.detect(dataset, target: target, override: overrideType)
+                if model == "builder" {
+                    // the candidate's preprocessing travels in its spec (Note [Candidates as cluster jobs])
+                    return (dataset.rowCount, JobPlanDocument(task: task.problemType.rawValue, classes: [], schemaJSON: "",
+                                                              reason: "builder candidate: \(task.problemType.rawValue) (\(task.reason))"))
+                }
                 let classification = task.problemType != .regression
                 let schema = try FeatureSchema.fit(dataset, target: target, classification: classification)
                 let encoder = JSONEncoder()

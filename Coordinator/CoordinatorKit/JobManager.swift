@@ -60,6 +60,13 @@ public actor JobManager {
     private func schedulerAttempt(_ job: JobRecord) -> Int { job.attempt - (attemptOffset[job.id] ?? 0) }
 
     /// Just the state of a job (active ones from memory), for loops that poll it.
+    /// A job's info, live while it is active.
+    func info(of id: String) async throws -> JobInfo {
+        if let job = jobs[id] { return live(job) }
+        guard let stored = try await store.get(id) else { throw notFound(id) }
+        return stored.info
+    }
+
     func state(of id: String) async throws -> String {
         if let job = jobs[id] { return job.state }
         guard let stored = try await store.get(id) else { throw notFound(id) }
@@ -101,9 +108,11 @@ public actor JobManager {
 
     // MARK: Submit
 
-    func submit(_ request: JobSpec) async throws -> JobInfo {
+    /// Queues a job. `builderCandidate`: the builder service submits a candidate (model "builder"),
+    /// which users cannot.
+    func submit(_ request: JobSpec, builderCandidate: Bool = false) async throws -> JobInfo {
         var spec = request
-        try validate(spec)
+        try validate(spec, builderCandidate: builderCandidate)
         let prepared = try await datasets.prepareJob(datasetId: spec.datasetId, target: spec.target, task: spec.task,
                                                      model: spec.model)
         if spec.name.isEmpty { spec.name = "\(spec.model)-\(spec.target)" }
@@ -121,9 +130,12 @@ public actor JobManager {
         return jobs[id]?.info ?? record.info
     }
 
-    nonisolated func validate(_ spec: JobSpec) throws {
+    nonisolated func validate(_ spec: JobSpec, builderCandidate: Bool = false) throws {
         func bad(_ field: String, _ message: String) -> RPCStatus { RPCStatus(.invalidArgument, "\(field): \(message)") }
-        guard JobConfiguration.distributedModels.contains(spec.model) else {
+        guard (spec.model == "builder") == builderCandidate, spec.builder.isEmpty != builderCandidate else {
+            throw bad("--model", "'builder' jobs are the candidates of builder runs: start one with `nebula build` or POST /api/process/builder")
+        }
+        guard builderCandidate || JobConfiguration.distributedModels.contains(spec.model) else {
             let known = ["mlp", "linear", "logistic", "gbdt", "cnn", "text"]
             throw bad("--model", known.contains(spec.model)
                 ? "'\(spec.model)' runs with `nebula train` on one machine; cluster jobs train mlp and gbdt models so far"
@@ -261,10 +273,13 @@ public actor JobManager {
             throw RPCStatus(.invalidArgument, "rank \(request.rank) of \(request.worldSize) does not fit attempt \(job.attempt) over \(job.nodes.count) nodes")
         }
         rankInfo[job.id, default: [:]][request.rank] = (request.nodeId, request.host, request.pid)
-        let stratify = job.plan.task == "regression" ? "" : job.spec.target
-        let manifest = try await datasets.manifest(ShardManifestRequest(datasetId: job.spec.datasetId, count: request.worldSize,
-                                                                         seed: job.spec.seed, stratifyBy: stratify))
-        guard let shard = manifest.shards.first(where: { $0.index == request.rank }) else {
+        // A builder candidate's ranks each read the whole dataset in row order: the one-shard cut
+        // (Note [Candidates as cluster jobs]).
+        let candidate = job.spec.model == "builder"
+        let stratify = job.plan.task == "regression" || candidate ? "" : job.spec.target
+        let manifest = try await datasets.manifest(ShardManifestRequest(datasetId: job.spec.datasetId, count: candidate ? 1 : request.worldSize,
+                                                                         seed: candidate ? 0 : job.spec.seed, stratifyBy: stratify))
+        guard let shard = manifest.shards.first(where: { $0.index == (candidate ? 0 : request.rank) }) else {
             throw RPCStatus(.internal, "the shard manifest of \(job.spec.datasetId) has no shard \(request.rank)")
         }
         var plan = JobPlan(spec: job.spec, attempt: job.attempt, task: job.plan.task, classes: job.plan.classes, shard: shard,

@@ -235,5 +235,9 @@ public enum CoordinatorSchema {
             );
             CREATE INDEX builder_runs_owner ON builder_runs (owner, created_at DESC);
             """),
+        Migration(version: 6, name: "builder candidate jobs", sql: """
+            -- candidate name -> cluster job id (Note [Candidates as cluster jobs])
+            ALTER TABLE builder_runs ADD COLUMN candidate_jobs jsonb NOT NULL DEFAULT '{}';
+            """),
     ]
 }

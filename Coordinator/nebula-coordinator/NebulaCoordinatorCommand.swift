@@ -60,6 +60,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How long API request records are kept, e.g. 30d, 720h.") var requestLogRetention = "30d"
     @Option(help: "HTTPS certificate chain (PEM) of the REST API (default: --tls-cert when given).") var httpTlsCert: String?
     @Option(help: "HTTPS private key (PEM) of the REST API (default: --tls-key when given).") var httpTlsKey: String?
+    @Option(help: "Builder runs on datasets with at least this many labelled rows train their networks over several nodes.")
+    var builderDistributedRows = 100_000
+    @Option(help: "The most nodes one builder candidate takes (1–256).") var builderMaxNodes = 4
+    @Option(help: "A builder candidate job that no node took within this long is cancelled, e.g. 10m.") var builderQueueTimeout = "10m"
     @Flag(help: "Only admins create accounts (POST /api/users); POST /api/auth/register is refused.") var closedRegistration = false
 
     func run() async throws {
@@ -114,6 +118,12 @@ struct Serve: AsyncParsableCommand {
         case (nil, nil): break
         default: throw ValidationError("TLS needs both --tls-cert and --tls-key")
         }
+
+        guard builderDistributedRows >= 1 else { throw ValidationError("--builder-distributed-rows must be at least 1") }
+        guard (1...256).contains(builderMaxNodes) else { throw ValidationError("--builder-max-nodes must be between 1 and 256") }
+        config.builder.distributedRows = builderDistributedRows
+        config.builder.maxNodes = builderMaxNodes
+        config.builder.queueTimeout = try duration(builderQueueTimeout, "--builder-queue-timeout")
 
         if httpListen == "off" {
             config.api.listen = nil

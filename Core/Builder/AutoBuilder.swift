@@ -21,10 +21,35 @@ import NebulaTraining
 /// The ML system builder: from a columnar dataset and a target to a leaderboard, report data and a
 /// model bundle.
 public enum AutoBuilder {
+    /// A whole run in this process: prepare, train every candidate one after the other, finish.
+    /// (The coordinator runs the candidates as cluster jobs instead: Note [Candidates as cluster jobs].)
     public static func run(_ dataset: ColumnarDataset, _ request: BuilderRequest,
                            progress: (String) -> Void = { _ in }) throws -> (BuilderResult, ModelBundle) {
         let clock = ContinuousClock()
         let started = clock.now
+        let prep = try prepare(dataset, request, progress: progress)
+        var outcomes: [CandidateOutcome] = []
+        var notes: [String] = []
+        for (i, name) in prep.candidateNames.enumerated() {
+            let spent = (clock.now - started).seconds
+            let share = max(0.5, (request.timeBudgetSeconds - spent) / Double(prep.candidateNames.count - i))
+            if spent >= request.timeBudgetSeconds, !outcomes.isEmpty {
+                notes.append("\(name) was not trained: the time budget was spent")
+                continue
+            }
+            progress("training \(name) (up to \(Int(share)) s)")
+            let outcome = try train(prep, candidate: name, budget: share)
+            progress("\(name): \(prep.metric.name) \(String(format: "%.4f", outcome.row.scoreVal)) in \(String(format: "%.1f", outcome.row.fitTime)) s")
+            outcomes.append(outcome)
+        }
+        return try finish(dataset, prep, outcomes: outcomes, notes: notes, started: { (clock.now - started).seconds }, progress: progress)
+    }
+
+    /// Everything before training: task, labels, metric, holdout split, preprocessing (fitted on the
+    /// training rows, or `preprocessor` as given — a candidate job uses the coordinator's) and the
+    /// candidate set.
+    public static func prepare(_ dataset: ColumnarDataset, _ request: BuilderRequest, preprocessor given: Preprocessor? = nil,
+                               progress: (String) -> Void = { _ in }) throws -> BuilderPreparation {
         let (detection, override) = try preamble(dataset, request)
         let task = detection.problemType
         let classification = task != .regression
@@ -68,7 +93,7 @@ public enum AutoBuilder {
         let valRows = split.test.map { labelled[$0] }
         progress("\(task.rawValue) (\(detection.reason)); \(trainRows.count) training and \(valRows.count) validation rows")
 
-        let preprocessor = try Preprocessor.fit(dataset, target: request.target, textColumns: detection.textColumns, rows: trainRows)
+        let preprocessor = try given ?? Preprocessor.fit(dataset, target: request.target, textColumns: detection.textColumns, rows: trainRows)
         func input(_ rows: [Int]) throws -> ModelInput {
             let views = try preprocessor.columns.map { try dataset.column($0.name) }
             let x = try preprocessor.transform(rows: rows.count) { c, r in views[c].string(rows[r]) }
@@ -79,12 +104,12 @@ public enum AutoBuilder {
             }
             return ModelInput(features: x, texts: texts)
         }
-        let train = try input(trainRows)
-        let val = try input(valRows)
         let truth = Truth(classes: split.test.map { classification ? yClass[$0] : 0 }, values: split.test.map { classification ? 0 : yValue[$0] },
                           k: classes.count)
-        let yTrainClass = split.train.map { classification ? yClass[$0] : 0 }
-        let yTrainValue = split.train.map { classification ? 0 : yValue[$0] }
+        let context = TrainContext(train: try input(trainRows), val: try input(valRows),
+                                   yClass: split.train.map { classification ? yClass[$0] : 0 },
+                                   yValue: split.train.map { classification ? 0 : yValue[$0] }, truth: truth, task: task,
+                                   metric: metric, seed: request.seed, textColumn: detection.textColumns.first ?? "")
         progress("\(preprocessor.width) features from \(preprocessor.columns.count) columns" +
                  (detection.textColumns.isEmpty ? "" : "; text column '\(detection.textColumns[0])'"))
 
@@ -102,36 +127,59 @@ public enum AutoBuilder {
             plans = [classification ? .logistic : .linear, .mlp, .gbdt]
             if classification, let side = squareImage(dataset, preprocessor, target: request.target) { plans.append(.cnn(side: side)) }
         }
-        let context = TrainContext(train: train, val: val, yClass: yTrainClass, yValue: yTrainValue, truth: truth, task: task,
-                                   metric: metric, seed: request.seed, textColumn: detection.textColumns.first ?? "")
-        var trained: [(row: LeaderboardRow, model: TrainedModel, prediction: Prediction, curve: [CurvePoint])] = []
-        var notes: [String] = []
-        for (i, plan) in plans.enumerated() {
-            let spent = (clock.now - started).seconds
-            let share = max(0.5, (request.timeBudgetSeconds - spent) / Double(plans.count - i))
-            if spent >= request.timeBudgetSeconds, !trained.isEmpty {
-                notes.append("\(plan.name) was not trained: the time budget was spent")
-                continue
-            }
-            progress("training \(plan.name) (up to \(Int(share)) s)")
-            let fitStart = clock.now
-            let (model, curve, params) = try plan.fit(context, budget: share)
-            let fitTime = (clock.now - fitStart).seconds
-            let predStart = clock.now
-            let prediction = try model.predict(val, classes: classes.count)
-            let predTime = (clock.now - predStart).seconds
-            let scores = truth.scores(prediction)
-            let row = LeaderboardRow(model: plan.name, scoreVal: scores[metric.name] ?? .nan, evalMetric: metric.name, fitTime: fitTime,
-                                     predTimeVal: predTime, params: params, metrics: scores, best: false)
-            progress("\(plan.name): \(metric.name) \(String(format: "%.4f", row.scoreVal)) in \(String(format: "%.1f", fitTime)) s")
-            trained.append((row, model, prediction, curve))
-        }
+        return BuilderPreparation(request: request, detection: detection, overridden: override != nil, classes: classes, metric: metric,
+                                  holdoutFraction: fraction, trainRows: trainRows, validationRows: valRows, preprocessor: preprocessor,
+                                  context: context, plans: plans)
+    }
 
-        // Weighted ensemble of the candidates when it beats the best of them.
-        var members = trained.map(\.model)
-        var rows = trained.map(\.row)
-        var predictions = trained.map(\.prediction)
-        if trained.count >= 2 {
+    /// Trains one candidate of a prepared run and scores it on the validation rows. With
+    /// `parallelism` (a job over several ranks) the networks train data-parallel; every rank must call
+    /// this with the same arguments.
+    public static func train(_ prep: BuilderPreparation, candidate name: String, budget: Double,
+                             parallelism: (any CandidateParallelism)? = nil,
+                             onEpoch: @escaping (CurvePoint) -> Void = { _ in }) throws -> CandidateOutcome {
+        guard let plan = prep.plans.first(where: { $0.name == name }) else {
+            throw BuilderError(.invalidRequest, "no candidate '\(name)' for this run (candidates: \(prep.candidateNames.joined(separator: ", ")))")
+        }
+        let clock = ContinuousClock()
+        let fitStart = clock.now
+        var context = prep.context
+        context.onEpoch = onEpoch
+        let (model, curve, params) = try plan.fit(context, budget: budget, parallelism: parallelism)
+        let fitTime = (clock.now - fitStart).seconds
+        let predStart = clock.now
+        let prediction = try model.predict(prep.context.val, classes: prep.classes.count)
+        let predTime = (clock.now - predStart).seconds
+        let scores = prep.context.truth.scores(prediction)
+        var parameters = params
+        if let p = parallelism, p.size > 1 { parameters["ranks"] = "\(p.size) (data-parallel)" }
+        let row = LeaderboardRow(model: plan.name, scoreVal: scores[prep.metric.name] ?? .nan, evalMetric: prep.metric.name, fitTime: fitTime,
+                                 predTimeVal: predTime, params: parameters, metrics: scores, best: false)
+        return CandidateOutcome(row: row, model: model, prediction: prediction, curve: curve, fingerprint: prep.fingerprint)
+    }
+
+    /// From the trained candidates to the leaderboard (plus a weighted ensemble when it scores better),
+    /// the bundle and the report data.
+    public static func finish(_ dataset: ColumnarDataset, _ prep: BuilderPreparation, outcomes: [CandidateOutcome], notes given: [String],
+                              started seconds: () -> Double, progress: (String) -> Void = { _ in }) throws -> (BuilderResult, ModelBundle) {
+        guard !outcomes.isEmpty else {
+            throw BuilderError(.invalidRequest, "no candidate was trained: " + (given.isEmpty ? "none ran" : given.joined(separator: "; ")))
+        }
+        for o in outcomes where o.fingerprint != prep.fingerprint {
+            throw BuilderError(.invalidRequest, "candidate \(o.row.model) trained on another split of the data (\(o.fingerprint), expected \(prep.fingerprint))")
+        }
+        let request = prep.request
+        let task = prep.task
+        let classification = task != .regression
+        let classes = prep.classes
+        let metric = prep.metric
+        let truth = prep.context.truth
+        let preprocessor = prep.preprocessor
+        var notes = given
+        var members = outcomes.map(\.model)
+        var rows = outcomes.map(\.row)
+        var predictions = outcomes.map(\.prediction)
+        if outcomes.count >= 2 {
             let (weights, ensemblePrediction) = greedyEnsemble(predictions, truth: truth, metric: metric)
             let scores = truth.scores(ensemblePrediction)
             let score = scores[metric.name] ?? .nan
@@ -151,15 +199,15 @@ public enum AutoBuilder {
         let bestIndex = rows.indices.max { metric.worse(rows[$0].scoreVal, rows[$1].scoreVal) }!
         rows[bestIndex].best = true
         let bundle = ModelBundle(task: task.rawValue, target: request.target, classes: classes, preprocessor: preprocessor,
-                                 textColumn: detection.textColumns.first, members: members, best: bestIndex,
+                                 textColumn: prep.detection.textColumns.first, members: members, best: bestIndex,
                                  modelName: rows[bestIndex].model, metrics: rows[bestIndex].metrics)
         let bestPrediction = predictions[bestIndex]
 
         // Report data for the best model.
         var result = BuilderResult(
-            target: request.target, task: task.rawValue, modality: detection.modality.rawValue, taskReason: detection.reason,
-            taskOverridden: override != nil, rows: dataset.rowCount, trainRows: trainRows.count, validationRows: valRows.count,
-            holdoutFraction: fraction, evalMetric: metric.name,
+            target: request.target, task: task.rawValue, modality: prep.detection.modality.rawValue, taskReason: prep.detection.reason,
+            taskOverridden: prep.overridden, rows: dataset.rowCount, trainRows: prep.trainRows.count, validationRows: prep.validationRows.count,
+            holdoutFraction: prep.holdoutFraction, evalMetric: metric.name,
             columns: try dataset.columnNames.map { name in
                 let c = try dataset.column(name)
                 let distinct = c.type == .categorical ? c.dictionary.count : nil
@@ -168,9 +216,9 @@ public enum AutoBuilder {
             features: preprocessor.width, skippedColumns: preprocessor.skipped, classes: classification ? classes : nil,
             leaderboard: rows.sorted { metric.worse($1.scoreVal, $0.scoreVal) }, bestModel: rows[bestIndex].model,
             bestMetrics: rows[bestIndex].metrics,
-            curves: Dictionary(uniqueKeysWithValues: trained.filter { !$0.curve.isEmpty }.map { ($0.row.model, $0.curve) }),
+            curves: Dictionary(uniqueKeysWithValues: outcomes.filter { !$0.curve.isEmpty }.map { ($0.row.model, $0.curve) }),
             confusionMatrix: nil, rocCurve: nil, predictedVsActual: nil, permutationImportance: [],
-            validationRowNumbers: valRows, seconds: 0, notes: notes)
+            validationRowNumbers: prep.validationRows, seconds: 0, notes: notes)
         if classification {
             result.confusionMatrix = Metrics.confusionMatrix(truth.classes, bestPrediction.classes, labels: Array(0..<classes.count))
             if classes.count == 2, case .probabilities(let p, _) = bestPrediction {
@@ -180,9 +228,9 @@ public enum AutoBuilder {
             result.predictedVsActual = zip(v, truth.values).prefix(1000).map { [$0, $1] }
         }
         progress("permutation importance of \(rows[bestIndex].model)")
-        result.permutationImportance = try permutationImportance(bundle, val: val, truth: truth, metric: metric,
+        result.permutationImportance = try permutationImportance(bundle, val: prep.context.val, truth: truth, metric: metric,
                                                                  base: rows[bestIndex].scoreVal, seed: request.seed)
-        result.seconds = (clock.now - started).seconds
+        result.seconds = seconds()
         return (result, bundle)
     }
 
@@ -228,9 +276,9 @@ public enum AutoBuilder {
 
     // MARK: Metrics
 
-    struct Metric {
-        var name: String
-        var higherIsBetter: Bool
+    public struct Metric: Sendable {
+        public var name: String
+        public var higherIsBetter: Bool
         /// true when `a` is worse than `b` (NaN is worst).
         func worse(_ a: Double, _ b: Double) -> Bool {
             if a.isNaN { return !b.isNaN }

@@ -2,7 +2,7 @@ import Foundation
 import NebulaDataset
 
 /// What a builder run is asked to do.
-public struct BuilderRequest: Sendable, Codable {
+public struct BuilderRequest: Sendable, Codable, Equatable {
     public var target: String
     /// binary, multiclass or regression; nil: detected.
     public var task: String?
@@ -106,4 +106,6 @@ public struct BuilderResult: Codable, Sendable {
     public var validationRowNumbers: [Int]
     public var seconds: Double
     public var notes: [String]
+    /// Candidate name → the cluster job that trained it (runs whose candidates ran as jobs).
+    public var candidateJobs: [String: String]?
 }

@@ -14,6 +14,8 @@ struct TrainContext {
     var metric: AutoBuilder.Metric
     var seed: UInt64
     var textColumn: String
+    /// Called after each epoch of an iterative candidate (progress reports of a candidate job).
+    var onEpoch: (CurvePoint) -> Void = { _ in }
     var classification: Bool { task != .regression }
 }
 
@@ -34,7 +36,11 @@ enum CandidatePlan {
         }
     }
 
-    func fit(_ c: TrainContext, budget: Double) throws -> (TrainedModel, [CurvePoint], [String: String]) {
+    func fit(_ c: TrainContext, budget: Double, parallelism: (any CandidateParallelism)? = nil)
+        throws -> (TrainedModel, [CurvePoint], [String: String])
+    {
+        // Only networks train data-parallel; a job of one rank trains as this process would.
+        let parallel = parallelism.flatMap { $0.size > 1 ? $0 : nil }
         switch self {
         case .linear:
             return (.linear(LinearRegression.fit(x: c.train.features, y: c.yValue)), [], ["solver": "closed form (normal equations)"])
@@ -59,9 +65,9 @@ enum CandidatePlan {
                     ["learning_rate": "0.1", "max_leaf_nodes": "31", "iterations": "\(model.iterations)",
                      "early_stopping": "10% of the training rows, patience 10"])
         case .mlp:
-            return try fitNetwork(c, budget: budget)
+            return try fitNetwork(c, budget: budget, parallel: parallel)
         case .cnn(let side):
-            return try fitCNN(c, side: side, budget: budget)
+            return try fitCNN(c, side: side, budget: budget, parallel: parallel)
         case .text(_, let words, let chars, let hidden):
             return try fitText(c, words: words, chars: chars, hidden: hidden, budget: budget)
         }
@@ -69,8 +75,10 @@ enum CandidatePlan {
 
     /// Trains epoch by epoch, keeping the parameters of the epoch with the best validation score;
     /// stops after `patience` epochs without improvement, at `maxEpochs`, or when the budget is spent.
+    /// With `parallel`, the decision to stop is taken together (Note [Candidates as cluster jobs]).
     private static func earlyStopped(_ c: TrainContext, parameters: [Parameter], maxEpochs: Int, patience: Int, budget: Double,
-                                     epoch: (Int) -> Double, predict: () throws -> AutoBuilder.Truth.Scored)
+                                     parallel: (any CandidateParallelism)? = nil,
+                                     epoch: (Int) throws -> Double, predict: () throws -> AutoBuilder.Truth.Scored)
         throws -> (curve: [CurvePoint], bestEpoch: Int)
     {
         let clock = ContinuousClock()
@@ -80,20 +88,22 @@ enum CandidatePlan {
         var slowest = 0.0
         for e in 1...maxEpochs {
             let epochStart = clock.now
+            func together(_ flag: Bool) throws -> Bool { try parallel?.any(flag) ?? flag }
             // Another epoch would overrun the budget: stop with what is best so far.
-            if e > 1, (clock.now - start).seconds + slowest > budget { break }
-            let loss = epoch(e)
+            if e > 1, try together((clock.now - start).seconds + slowest > budget) { break }
+            let loss = try epoch(e)
             let score = try predict().score
             curve.append(CurvePoint(step: e, trainLoss: loss, validation: score))
+            c.onEpoch(curve[curve.count - 1])
             if best == nil || c.metric.worse(best!.score, score) { best = (score, e, parameterValues(parameters)) }
             slowest = max(slowest, (clock.now - epochStart).seconds)
-            if e - best!.epoch >= patience || (clock.now - start).seconds > budget { break }
+            if try together(e - best!.epoch >= patience || (clock.now - start).seconds > budget) { break }
         }
         if let best { try load(best.values, into: parameters) }
         return (curve, best?.epoch ?? 0)
     }
 
-    private func fitNetwork(_ c: TrainContext, budget: Double) throws -> (TrainedModel, [CurvePoint], [String: String]) {
+    private func fitNetwork(_ c: TrainContext, budget: Double, parallel: (any CandidateParallelism)?) throws -> (TrainedModel, [CurvePoint], [String: String]) {
         let x = c.train.features
         let outputs = c.classification ? c.truth.k : 1
         let spec = MLP(inputs: x.columns, hidden: [128, 64], outputs: outputs, seed: c.seed)
@@ -104,18 +114,30 @@ enum CandidatePlan {
         let curve: [CurvePoint]
         let bestEpoch: Int
         if c.classification {
-            let trainer = Trainer(model: network, loss: CrossEntropyLoss(), optimizer: optimizer, options: options)
+            let runEpoch: () throws -> Double
+            if let parallel {
+                runEpoch = try parallel.epochs(model: network, optimizer: optimizer, options: options, x: x, labels: c.yClass)
+            } else {
+                let trainer = Trainer(model: network, loss: CrossEntropyLoss(), optimizer: optimizer, options: options)
+                runEpoch = { Double(trainer.trainEpoch(x, c.yClass).loss) }
+            }
             (curve, bestEpoch) = try Self.earlyStopped(c, parameters: network.parameters, maxEpochs: 200, patience: 15, budget: budget,
-                                                       epoch: { _ in Double(trainer.trainEpoch(x, c.yClass).loss) },
+                                                       parallel: parallel, epoch: { _ in try runEpoch() },
                                                        predict: { c.truth.scored(.probabilities(softmaxRows(network.predict(c.val.features)), classes: outputs), c.metric) })
         } else {
             let m = c.yValue.reduce(0, +) / Double(c.yValue.count)
             let s = max(1e-12, (c.yValue.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(c.yValue.count)).squareRoot())
             mean = m; std = s
             let y = Tensor(shape: [c.yValue.count, 1], storage: c.yValue.map { Float(($0 - m) / s) })
-            let trainer = Trainer(model: network, loss: MSELoss(), optimizer: optimizer, options: options)
+            let runEpoch: () throws -> Double
+            if let parallel {
+                runEpoch = try parallel.epochs(model: network, optimizer: optimizer, options: options, x: x, targets: y)
+            } else {
+                let trainer = Trainer(model: network, loss: MSELoss(), optimizer: optimizer, options: options)
+                runEpoch = { Double(trainer.trainEpoch(x, y).loss) }
+            }
             (curve, bestEpoch) = try Self.earlyStopped(c, parameters: network.parameters, maxEpochs: 300, patience: 20, budget: budget,
-                                                       epoch: { _ in Double(trainer.trainEpoch(x, y).loss) },
+                                                       parallel: parallel, epoch: { _ in try runEpoch() },
                                                        predict: { c.truth.scored(.values(network.predict(c.val.features).storage.map { Double($0) * s + m }), c.metric) })
         }
         return (.mlp(spec, parameters: parameterValues(network.parameters), targetMean: mean, targetStd: std), curve,
@@ -123,18 +145,24 @@ enum CandidatePlan {
                  "epochs": "\(curve.count)", "best_epoch": "\(bestEpoch)"])
     }
 
-    private func fitCNN(_ c: TrainContext, side: Int, budget: Double) throws -> (TrainedModel, [CurvePoint], [String: String]) {
+    private func fitCNN(_ c: TrainContext, side: Int, budget: Double, parallel: (any CandidateParallelism)?) throws -> (TrainedModel, [CurvePoint], [String: String]) {
         let config = CNN.Configuration(inputChannels: 1, height: side, width: side, classes: c.truth.k)
         var rng = SeededGenerator(seed: c.seed &+ 1)
         let network = CNN.make(config, rng: &rng)
         let optimizer = Adam(network.parameters, learningRate: 2e-3)
         let images = Tensor(shape: [c.train.features.rows, 1, side, side], storage: c.train.features.storage)
         let valImages = Tensor(shape: [c.val.features.rows, 1, side, side], storage: c.val.features.storage)
-        let trainer = Trainer(model: network, loss: CrossEntropyLoss(), optimizer: optimizer,
-                              options: TrainingOptions(epochs: 1, batchSize: 32, seed: c.seed &+ 1))
+        let options = TrainingOptions(epochs: 1, batchSize: 32, seed: c.seed &+ 1)
+        let runEpoch: () throws -> Double
+        if let parallel {
+            runEpoch = try parallel.epochs(model: network, optimizer: optimizer, options: options, x: images, labels: c.yClass)
+        } else {
+            let trainer = Trainer(model: network, loss: CrossEntropyLoss(), optimizer: optimizer, options: options)
+            runEpoch = { Double(trainer.trainEpoch(images, c.yClass).loss) }
+        }
         let k = c.truth.k
         let (curve, bestEpoch) = try Self.earlyStopped(c, parameters: network.parameters, maxEpochs: 30, patience: 5, budget: budget,
-                                                       epoch: { _ in Double(trainer.trainEpoch(images, c.yClass).loss) },
+                                                       parallel: parallel, epoch: { _ in try runEpoch() },
                                                        predict: { c.truth.scored(.probabilities(softmaxRows(network.predict(valImages)), classes: k), c.metric) })
         return (.cnn(config, parameters: parameterValues(network.parameters), pixelScale: 1), curve,
                 ["channels": "32,64", "kernel": "3", "pool": "2", "hidden": "128", "optimizer": "adam", "lr": "0.002",

@@ -28,13 +28,16 @@ public struct JobSpec: Sendable, Hashable, Codable {
     public var gpuBatchSize: Int
     /// Reduce gradients after backward instead of overlapping the two (Note [Overlapped reduction]).
     public var noOverlap: Bool
+    /// Model "builder": the builder run's candidate this job trains (JSON; Note [Candidates as cluster
+    /// jobs]). Only the coordinator sets it.
+    public var builder: String
 
     public init(name: String = "", datasetId: String, target: String, model: String = "mlp", minNodes: Int = 1,
                 maxNodes: Int = 1, gpusPerNode: Int = 0, labels: [String: String] = [:], priority: Int = 0, epochs: Int = 10,
                 batchSize: Int = 64, learningRate: Double = 1e-3, seed: UInt64 = 0, maxRestarts: Int = 3,
                 checkpointEvery: Int = 0, holdoutFraction: Double = 0, task: String = "", bucketCapMB: Int = 25,
                 fp16Allreduce: Bool = false, user: String = "", stallTimeoutSeconds: Int = 120, gpuBatchSize: Int = 0,
-                noOverlap: Bool = false) {
+                noOverlap: Bool = false, builder: String = "") {
         self.name = name
         self.datasetId = datasetId
         self.target = target
@@ -58,6 +61,7 @@ public struct JobSpec: Sendable, Hashable, Codable {
         self.stallTimeoutSeconds = stallTimeoutSeconds
         self.gpuBatchSize = gpuBatchSize
         self.noOverlap = noOverlap
+        self.builder = builder
     }
 
     /// The local batch of a rank on a node with `gpus` GPUs.
@@ -71,7 +75,7 @@ public struct JobSpec: Sendable, Hashable, Codable {
 }
 
 extension JobSpec {
-    /// Decodes specs stored before `gpuBatchSize` and `noOverlap` existed (they default to 0 and false).
+    /// Decodes specs stored before `gpuBatchSize`, `noOverlap` and `builder` existed (they default to 0, false and "").
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try c.decode(String.self, forKey: .name), datasetId: try c.decode(String.self, forKey: .datasetId),
@@ -88,7 +92,8 @@ extension JobSpec {
                   fp16Allreduce: try c.decode(Bool.self, forKey: .fp16Allreduce), user: try c.decode(String.self, forKey: .user),
                   stallTimeoutSeconds: try c.decode(Int.self, forKey: .stallTimeoutSeconds),
                   gpuBatchSize: try c.decodeIfPresent(Int.self, forKey: .gpuBatchSize) ?? 0,
-                  noOverlap: try c.decodeIfPresent(Bool.self, forKey: .noOverlap) ?? false)
+                  noOverlap: try c.decodeIfPresent(Bool.self, forKey: .noOverlap) ?? false,
+                  builder: try c.decodeIfPresent(String.self, forKey: .builder) ?? "")
     }
 }
 

@@ -26,7 +26,7 @@ extension JobSpec: RPCMessage {
                   seed: c.seed, maxRestarts: Int(c.max_restarts), checkpointEvery: Int(c.checkpoint_every),
                   holdoutFraction: c.holdout_fraction, task: str(c.task), bucketCapMB: Int(c.bucket_cap_mb),
                   fp16Allreduce: c.fp16_allreduce != 0, user: str(c.user), stallTimeoutSeconds: Int(c.stall_timeout_seconds),
-                  gpuBatchSize: Int(c.gpu_batch_size), noOverlap: c.no_overlap != 0)
+                  gpuBatchSize: Int(c.gpu_batch_size), noOverlap: c.no_overlap != 0, builder: str(c.builder))
     }
 
     func c(in arena: Arena) -> UnsafeMutablePointer<Nebula__V1__JobSpec> {
@@ -61,6 +61,7 @@ extension JobSpec: RPCMessage {
         m.pointee.stall_timeout_seconds = UInt32(clamping: stallTimeoutSeconds)
         m.pointee.gpu_batch_size = UInt32(clamping: gpuBatchSize)
         m.pointee.no_overlap = noOverlap ? 1 : 0
+        m.pointee.builder = arena.string(builder)
         return m
     }
 

@@ -55,7 +55,6 @@ public enum Worker {
             JoinJobRequest(jobId: configuration.jobId, attempt: configuration.attempt, rank: rank, worldSize: size, nodeId: nodeId,
                            host: ProcessInfo.processInfo.hostName, pid: Int(getpid())),
             as: JobPlan.self, timeout: .seconds(600))
-        let schema = try JSONDecoder().decode(FeatureSchema.self, from: Data(plan.schemaJSON.utf8))
         logger.info("rank joined", metadata: ["mpi.size": "\(size)", "node.id": "\(nodeId)",
                                               "shard.index": "\(plan.shard.index)", "shard.rows": "\(plan.shard.rows)"])
 
@@ -63,6 +62,12 @@ public enum Worker {
         let fetched = try await cache.fetch(plan.shard, of: plan.spec.datasetId, over: channel)
         logger.info(fetched.cached ? "shard found in the node cache" : "shard fetched",
                     metadata: ["shard.bytes": "\(plan.shard.bytes)", "shard.resumed_from": "\(fetched.resumedFrom)"])
+
+        if plan.spec.model == "builder" {
+            try await CandidateWorker.run(configuration, plan: plan, datasetPath: fetched.path, mpi: mpi, channel: channel, logger: logger)
+            return
+        }
+        let schema = try JSONDecoder().decode(FeatureSchema.self, from: Data(plan.schemaJSON.utf8))
 
         var resume: [UInt8]?
         if !plan.resumeCheckpointId.isEmpty {

@@ -146,7 +146,7 @@ extension APIRoutes {
         var object: [String: Any] = [
             "id": run.id, "owner": run.owner, "dataset_id": run.datasetId, "state": run.state, "progress": run.progress,
             "error": run.error, "created_unix_ms": run.createdUnixMs, "finished_unix_ms": run.finishedUnixMs ?? NSNull(),
-            "request": try jsonObject(run.request),
+            "request": try jsonObject(run.request), "jobs": run.candidateJobs,
         ]
         if run.state == "completed" {
             object["model_id"] = run.id

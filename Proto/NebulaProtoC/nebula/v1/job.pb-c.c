@@ -964,7 +964,7 @@ const ProtobufCMessageDescriptor nebula__v1__job_spec__labels_entry__descriptor 
   (ProtobufCMessageInit) nebula__v1__job_spec__labels_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor nebula__v1__job_spec__field_descriptors[23] =
+static const ProtobufCFieldDescriptor nebula__v1__job_spec__field_descriptors[24] =
 {
   {
     "name",
@@ -1242,10 +1242,23 @@ static const ProtobufCFieldDescriptor nebula__v1__job_spec__field_descriptors[23
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "builder",
+    24,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Nebula__V1__JobSpec, builder),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned nebula__v1__job_spec__field_indices_by_name[] = {
   10,   /* field[10] = batch_size */
   17,   /* field[17] = bucket_cap_mb */
+  23,   /* field[23] = builder */
   14,   /* field[14] = checkpoint_every */
   1,   /* field[1] = dataset_id */
   9,   /* field[9] = epochs */
@@ -1271,7 +1284,7 @@ static const unsigned nebula__v1__job_spec__field_indices_by_name[] = {
 static const ProtobufCIntRange nebula__v1__job_spec__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 23 }
+  { 0, 24 }
 };
 const ProtobufCMessageDescriptor nebula__v1__job_spec__descriptor =
 {
@@ -1281,7 +1294,7 @@ const ProtobufCMessageDescriptor nebula__v1__job_spec__descriptor =
   "Nebula__V1__JobSpec",
   "nebula.v1",
   sizeof(Nebula__V1__JobSpec),
-  23,
+  24,
   nebula__v1__job_spec__field_descriptors,
   nebula__v1__job_spec__field_indices_by_name,
   1,  nebula__v1__job_spec__number_ranges,

@@ -119,10 +119,14 @@ struct  Nebula__V1__JobSpec
    * reduce gradients after backward instead of overlapping the two
    */
   protobuf_c_boolean no_overlap;
+  /*
+   * model "builder": the candidate of a builder run (JSON, set by the coordinator only)
+   */
+  char *builder;
 };
 #define NEBULA__V1__JOB_SPEC__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&nebula__v1__job_spec__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Nebula__V1__JobInfo
