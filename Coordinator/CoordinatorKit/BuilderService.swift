@@ -167,7 +167,9 @@ public actor BuilderService {
             let names = prep.candidateNames
             let share = max(1, request.timeBudgetSeconds / Double(names.count))
             let large = prep.trainRows.count + prep.validationRows.count >= configuration.distributedRows
-            for name in names {
+            // Networks that may spread over several nodes go first, so they find the nodes free.
+            let order = large ? names.filter { prep.isDistributable($0) } + names.filter { !prep.isDistributable($0) } : names
+            for name in order {
                 let candidate = CandidateJob(runId: id, request: request, candidate: name, budgetSeconds: share,
                                              preprocessor: prep.preprocessor, fingerprint: prep.fingerprint)
                 let nodes = large && prep.isDistributable(name) ? max(1, configuration.maxNodes) : 1

@@ -31,8 +31,10 @@ struct BuilderAPITests {
         return last
     }
 
+    /// The candidates run as cluster jobs on two agents; with the distribution threshold at 100 rows,
+    /// the networks of wine (178 rows) train over both nodes.
     @Test func buildReportModelPredictAndRefusals() async throws {
-        try await withTestCluster { cluster in
+        try await withTestCluster(coordinatorFlags: ["--builder-distributed-rows", "100"], agents: ["node-a", "node-b"]) { cluster in
             let api = APIClient(base: cluster.httpBase)
             try await eventually("the HTTP API answers", timeout: .seconds(30)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
             let user = try await api.register("builder@example.org")
@@ -69,6 +71,25 @@ struct BuilderAPITests {
             #expect(run.json["task"] as? String == "multiclass")
             let leaderboard = try #require(run.json["leaderboard"] as? [[String: Any]])
             #expect(leaderboard.count >= 3 && leaderboard.filter { $0["best"] as? Bool == true }.count == 1)
+            // Every candidate was a cluster job of the run's owner; the MLP ran on both nodes.
+            let candidateJobs = try #require(run.json["jobs"] as? [String: String], "\(run.text.prefix(500))")
+            #expect(Set(candidateJobs.keys) == Set(leaderboard.compactMap { $0["model"] as? String }.filter { $0 != "WeightedEnsemble" }))
+            for (name, jobId) in candidateJobs {
+                let job = try await api.call(.get, "/api/process/jobs/\(jobId)", token: user.token)
+                #expect(job.status == 200 && job.json["state"] as? String == "completed", "\(name): \(job.text.prefix(400))")
+                #expect((job.json["spec"] as? [String: Any])?["model"] as? String == "builder")
+                let nodes = job.json["nodes"] as? [String] ?? []
+                #expect(name == "NeuralNetMLP" ? nodes.count == 2 : nodes.count == 1, "\(name) ran on \(nodes)")
+                let row = try #require(leaderboard.first { $0["model"] as? String == name })
+                #expect((row["params"] as? [String: String])?["job"] == jobId)
+            }
+            let mlp = try #require(leaderboard.first { $0["model"] as? String == "NeuralNetMLP" })
+            #expect((mlp["params"] as? [String: String])?["ranks"]?.hasPrefix("2") == true, "\(mlp)")
+            // Users cannot submit builder jobs themselves.
+            let direct = try await api.call(.post, "/api/process/jobs", token: user.token,
+                                            json: ["dataset_id": id, "target": "target", "model": "builder"])
+            #expect(direct.status == 422 && direct.errorMessage.contains("nebula build"), "\(direct.text)")
+
             let best = try #require(run.json["best"] as? [String: Any])
             let accuracy = try #require((best["metrics"] as? [String: Any])?["accuracy"] as? Double)
             #expect(accuracy >= 0.99 - 0.05, "\(run.text.prefix(800))")
