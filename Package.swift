@@ -124,6 +124,8 @@ let package = Package(
                           path: "bench/Sources/nebula-bench"),
         .executableTarget(name: "nebula-bench-csv", dependencies: ["NebulaDataset"], path: "bench/Sources/nebula-bench-csv"),
         .executableTarget(name: "nebula-bench-mlp", dependencies: ["NebulaEngine"], path: "bench/Sources/nebula-bench-mlp"),
+        .executableTarget(name: "nebula-bench-builder", dependencies: ["NebulaBuilder", "NebulaDataset"],
+                          path: "bench/Sources/nebula-bench-builder"),
         .executableTarget(name: "nebula-bench-allreduce",
                           dependencies: ["NebulaMPI", "NebulaEngine", .product(name: "Logging", package: "swift-log")],
                           path: "bench/Sources/nebula-bench-allreduce"),

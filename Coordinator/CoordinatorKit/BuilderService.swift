@@ -159,7 +159,7 @@ public actor BuilderService {
             }
             let prepared = try await runOnThread(name: "nebula.builder.prepare") { () -> PreparedRun in
                 let dataset = try ColumnarDataset(path: path)
-                return PreparedRun(dataset: dataset, prep: try AutoBuilder.prepare(dataset, request, progress: progress))
+                return PreparedRun(dataset: dataset, prep: try AutoBuilder.prepare(dataset, request, trainingInputs: false, progress: progress))
             }
             let prep = prepared.prep
 

@@ -48,8 +48,10 @@ public enum AutoBuilder {
     /// Everything before training: task, labels, metric, holdout split, preprocessing (fitted on the
     /// training rows, or `preprocessor` as given — a candidate job uses the coordinator's) and the
     /// candidate set.
+    /// `trainingInputs: false` leaves the training rows unencoded (the coordinator, which only scores
+    /// and reports, never trains on them).
     public static func prepare(_ dataset: ColumnarDataset, _ request: BuilderRequest, preprocessor given: Preprocessor? = nil,
-                               progress: (String) -> Void = { _ in }) throws -> BuilderPreparation {
+                               trainingInputs: Bool = true, progress: (String) -> Void = { _ in }) throws -> BuilderPreparation {
         let (detection, override) = try preamble(dataset, request)
         let task = detection.problemType
         let classification = task != .regression
@@ -106,7 +108,7 @@ public enum AutoBuilder {
         }
         let truth = Truth(classes: split.test.map { classification ? yClass[$0] : 0 }, values: split.test.map { classification ? 0 : yValue[$0] },
                           k: classes.count)
-        let context = TrainContext(train: try input(trainRows), val: try input(valRows),
+        let context = TrainContext(train: try input(trainingInputs ? trainRows : []), val: try input(valRows),
                                    yClass: split.train.map { classification ? yClass[$0] : 0 },
                                    yValue: split.train.map { classification ? 0 : yValue[$0] }, truth: truth, task: task,
                                    metric: metric, seed: request.seed, textColumn: detection.textColumns.first ?? "")
@@ -138,6 +140,9 @@ public enum AutoBuilder {
     public static func train(_ prep: BuilderPreparation, candidate name: String, budget: Double,
                              parallelism: (any CandidateParallelism)? = nil,
                              onEpoch: @escaping (CurvePoint) -> Void = { _ in }) throws -> CandidateOutcome {
+        guard prep.context.train.features.rows == prep.trainRows.count else {
+            throw BuilderError(.invalidRequest, "this run was prepared without its training inputs: it cannot train candidates")
+        }
         guard let plan = prep.plans.first(where: { $0.name == name }) else {
             throw BuilderError(.invalidRequest, "no candidate '\(name)' for this run (candidates: \(prep.candidateNames.joined(separator: ", ")))")
         }
