@@ -57,7 +57,7 @@ def main():
             "LogReg word+char": make_pipeline(both(), LogisticRegression(max_iter=1000)),
             "SGD word+char": make_pipeline(both(), SGDClassifier(loss="log_loss", random_state=0)),
         }
-        Xtr, Xva = texts[train], texts[val]
+        Xtr, Xva = texts[train], texts.iloc[val]
     else:
         numeric, categorical, dates = [], [], []
         for c in X.columns:
@@ -84,17 +84,17 @@ def main():
         if regression:
             candidates = {
                 "LinearRegression": make_pipeline(pre(), LinearRegression()),
-                "MLP": make_pipeline(pre(), MLPRegressor((128, 64), early_stopping=True, max_iter=300, random_state=0)),
+                "MLP": make_pipeline(pre(), MLPRegressor(hidden_layer_sizes=(128, 64), early_stopping=True, max_iter=300, random_state=0)),
                 "HistGradientBoosting": make_pipeline(pre(), HistGradientBoostingRegressor(early_stopping=True, random_state=0)),
             }
         else:
             candidates = {
                 "LogisticRegression": make_pipeline(pre(), LogisticRegression(max_iter=1000)),
-                "MLP": make_pipeline(pre(), MLPClassifier((128, 64), early_stopping=True, max_iter=200, random_state=0)),
+                "MLP": make_pipeline(pre(), MLPClassifier(hidden_layer_sizes=(128, 64), early_stopping=True, max_iter=200, random_state=0)),
                 "HistGradientBoosting": make_pipeline(pre(), HistGradientBoostingClassifier(early_stopping=True, random_state=0)),
             }
-        Xtr, Xva = X[train], X[val]
-    ytr, yva = y[train], y[val]
+        Xtr, Xva = X[train], X.iloc[val]
+    ytr, yva = y[train], y.iloc[val]
     if not regression:
         ytr, yva = ytr.astype(str), yva.astype(str)
 

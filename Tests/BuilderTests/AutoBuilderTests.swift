@@ -87,6 +87,47 @@ struct AutoBuilderTests {
         #expect(csv.hasPrefix("age,sex") && csv.contains("prediction"))
     }
 
+    /// The pieces a candidate job is made of (Note [Candidates as cluster jobs]): the same preparation
+    /// with the coordinator's preprocessing has the same fingerprint, another split has another; an
+    /// outcome survives its trip as JSON (NaN scores included); an outcome from another split, a run
+    /// prepared without training rows, an unknown candidate and an unreadable job document are refused.
+    @Test func candidateJobPieces() throws {
+        let scratch = Scratch()
+        let penguins = try dataset("penguins.csv", scratch)
+        let request = BuilderRequest(target: "species", timeBudgetSeconds: 30)
+        let prep = try AutoBuilder.prepare(penguins, request)
+        let again = try AutoBuilder.prepare(penguins, request, preprocessor: prep.preprocessor)
+        #expect(again.fingerprint == prep.fingerprint && again.preprocessor == prep.preprocessor)
+        var reseeded = request
+        reseeded.seed = 7
+        let other = try AutoBuilder.prepare(penguins, reseeded)
+        #expect(other.fingerprint != prep.fingerprint)
+        #expect(prep.candidateNames == ["LogisticRegression", "NeuralNetMLP", "GBDT"])
+        #expect(prep.isDistributable("NeuralNetMLP") && !prep.isDistributable("GBDT"))
+
+        let job = CandidateJob(runId: "build-x", request: request, candidate: "GBDT", budgetSeconds: 10,
+                               preprocessor: prep.preprocessor, fingerprint: prep.fingerprint)
+        #expect(try CandidateJob(json: try job.encoded()) == job)
+        #expect(throws: BuilderError.self) { try CandidateJob(json: "{\"run_id\": 1}") }
+
+        var outcome = try AutoBuilder.train(prep, candidate: "GBDT", budget: 10)
+        outcome.row.metrics["r2"] = .nan
+        let back = try CandidateOutcome(decoding: try outcome.encoded(), source: "test")
+        #expect(back.row.scoreVal == outcome.row.scoreVal && back.row.metrics["r2"]?.isNaN == true && back.curve == outcome.curve)
+        #expect(throws: BuilderError.self) { try CandidateOutcome(decoding: Array("not json".utf8), source: "test") }
+        let mlp = try AutoBuilder.train(prep, candidate: "NeuralNetMLP", budget: 10)
+        let (result, _) = try AutoBuilder.finish(penguins, prep, outcomes: [back, mlp], notes: [], started: { 0 })
+        #expect(result.leaderboard.contains { $0.model == "GBDT" && $0.scoreVal == outcome.row.scoreVal })
+
+        let foreign = try AutoBuilder.train(other, candidate: "GBDT", budget: 10)
+        #expect(throws: BuilderError.self) { try AutoBuilder.finish(penguins, prep, outcomes: [foreign], notes: [], started: { 0 }) }
+        #expect(throws: BuilderError.self) { try AutoBuilder.finish(penguins, prep, outcomes: [], notes: ["X failed"], started: { 0 }) }
+        let coordinatorSide = try AutoBuilder.prepare(penguins, request, trainingInputs: false)
+        #expect(coordinatorSide.fingerprint == prep.fingerprint)
+        #expect(throws: BuilderError.self) { try AutoBuilder.train(coordinatorSide, candidate: "GBDT", budget: 10) }
+        #expect(throws: BuilderError.self) { try AutoBuilder.train(prep, candidate: "CNN", budget: 10) }
+    }
+
     @Test func badRequestsAndBadPredictionInput() throws {
         let scratch = Scratch()
         let iris = try dataset("sklearn_iris.csv", scratch)

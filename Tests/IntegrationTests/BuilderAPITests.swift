@@ -158,6 +158,33 @@ struct BuilderAPITests {
         }
     }
 
+    /// With no node to take its candidate jobs, a run does not wait forever: the jobs are cancelled after
+    /// --builder-queue-timeout and the run fails saying why; the coordinator keeps serving.
+    @Test func candidatesNoNodeTakesAreCancelled() async throws {
+        try await withTestCluster(coordinatorFlags: ["--builder-queue-timeout", "2s"]) { cluster in
+            let api = APIClient(base: cluster.httpBase)
+            try await eventually("the HTTP API answers", timeout: .seconds(30)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
+            let user = try await api.register("queue@example.org")
+            let csv = try Data(contentsOf: Self.data.appendingPathComponent("sklearn_iris.csv"))
+            let id = try await upload(api, user.token, name: "iris.csv", csv: csv)
+            let start = try await api.call(.post, "/api/process/builder", token: user.token,
+                                           json: ["dataset_id": id, "target": "target", "time_budget": "30s"])
+            #expect(start.status == 202, "\(start.text)")
+            let runId = try #require(start.json["id"] as? String)
+            let run = try await waitForRun(api, user.token, runId)
+            #expect(run.json["state"] as? String == "failed")
+            let error = run.json["error"] as? String ?? ""
+            #expect(error.contains("no candidate was trained") && error.contains("no node took"), "\(error)")
+            let jobs = try #require(run.json["jobs"] as? [String: String])
+            #expect(jobs.count == 3, "\(jobs)")
+            for jobId in jobs.values {
+                let job = try await api.call(.get, "/api/process/jobs/\(jobId)", token: user.token)
+                #expect(job.json["state"] as? String == "cancelled", "\(job.text.prefix(300))")
+            }
+            #expect(try await api.call(.get, "/readyz").status == 200)
+        }
+    }
+
     /// The validation row numbers of a run, read from PostgreSQL's copy of its result.
     func resultRows(_ cluster: TestCluster, _ runId: String) async throws -> [Int]? {
         let db = PostgresClient(url: cluster.databaseURL, logger: .init(label: "test.builder"))
