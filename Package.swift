@@ -60,7 +60,7 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("m")]),
         .target(name: "NebulaDataset", dependencies: ["NebulaCommon", "NebulaEngine"], path: "Core/Dataset"),
         .target(name: "NebulaTraining", dependencies: ["NebulaEngine", "NebulaCommon"], path: "Core/Training"),
-        .target(name: "NebulaBuilder", dependencies: ["NebulaEngine", "NebulaDataset", "NebulaTraining", "NebulaCommon"],
+        .target(name: "NebulaBuilder", dependencies: ["NebulaEngine", "NebulaDataset", "NebulaTraining", "NebulaCommon", "NebulaImage"],
                 path: "Core/Builder"),
         .target(name: "NebulaSystem",
                 dependencies: ["CGRPC", "CProtobufC", "CMPI", "CMPIShims", "COpenBLAS", "CPostgres", "CCurl", "CCurlShims"],

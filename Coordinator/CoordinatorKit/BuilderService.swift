@@ -31,6 +31,8 @@ public struct BuilderConfiguration: Sendable {
     public var maxNodes = 4
     /// A candidate job that no node took within this long is cancelled.
     public var queueTimeout: Duration = .seconds(600)
+    /// The largest side of the pixel tables made from image folders (Note [Images as pixel tables]).
+    public var imageSide = 32
     public init() {}
 }
 
@@ -106,9 +108,8 @@ public actor BuilderService {
                 : "dataset \(datasetId) is \(row.info.state.rawValue) (\(row.info.kind.rawValue)); the builder needs a ready table",
                 field: "dataset_id")
         }
-        guard row.info.kind != .imageFolders else {
-            throw BuilderError(.invalidRequest, "dataset \(datasetId) is a folder of images: the builder trains on tables and text so far (images given as pixel columns of a CSV work)",
-                               field: "dataset_id")
+        if row.info.kind == .imageFolders, request.target == "path" {
+            throw BuilderError(.invalidRequest, "'path' names the image files of dataset \(datasetId): its target is 'label'", field: "target")
         }
         let path = datasets.absolute(row.path)
         try await runOnThread(name: "nebula.builder.check") {
@@ -148,7 +149,9 @@ public actor BuilderService {
             try await client.execute("UPDATE builder_runs SET state = 'running', started_at = now() WHERE id = $1", [.text(id)])
             let clock = ContinuousClock()
             let started = clock.now
-            let path = datasets.absolute(row.path)
+            var path = datasets.absolute(row.path)
+            var datasetId = run.datasetId
+            var imageNotes: [String] = []
             let dir = directory(of: id)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let request = run.request
@@ -157,8 +160,13 @@ public actor BuilderService {
                 log.info("builder: \(line)", metadata: ["builder.id": "\(id)"])
                 Task { await self.setProgress(id, line) }
             }
+            if row.info.kind == .imageFolders {
+                (datasetId, path, imageNotes) = try await pixelTable(run: id, owner: run.owner, row: row, target: request.target,
+                                                                     progress: progress)
+            }
+            let datasetPath = path
             let prepared = try await runOnThread(name: "nebula.builder.prepare") { () -> PreparedRun in
-                let dataset = try ColumnarDataset(path: path)
+                let dataset = try ColumnarDataset(path: datasetPath)
                 return PreparedRun(dataset: dataset, prep: try AutoBuilder.prepare(dataset, request, trainingInputs: false, progress: progress))
             }
             let prep = prepared.prep
@@ -173,7 +181,7 @@ public actor BuilderService {
                 let candidate = CandidateJob(runId: id, request: request, candidate: name, budgetSeconds: share,
                                              preprocessor: prep.preprocessor, fingerprint: prep.fingerprint)
                 let nodes = large && prep.isDistributable(name) ? max(1, configuration.maxNodes) : 1
-                let spec = JobSpec(name: "\(id):\(name)", datasetId: run.datasetId, target: request.target, model: "builder",
+                let spec = JobSpec(name: "\(id):\(name)", datasetId: datasetId, target: request.target, model: "builder",
                                    minNodes: 1, maxNodes: nodes, seed: request.seed, maxRestarts: 1, task: prep.task.rawValue,
                                    user: run.owner, stallTimeoutSeconds: 0, builder: try candidate.encoded())
                 let info = try await jobs.submit(spec, builderCandidate: true)
@@ -214,7 +222,7 @@ public actor BuilderService {
 
             // Read the outcomes back and finish the run.
             var outcomes: [CandidateOutcome] = []
-            var notes: [String] = []
+            var notes = imageNotes
             for name in names {
                 let info = ended[name]!
                 guard info.state == "completed" else {
@@ -264,6 +272,52 @@ public actor BuilderService {
             logger.warning("builder run failed", metadata: ["builder.id": "\(id)", "error": "\(message)"])
         }
         live[id] = nil
+    }
+
+    /// An image-folder dataset's images as a pixel table, stored as a dataset of the run's owner
+    /// (Note [Images as pixel tables]); answers its id, its columnar file and notes for the report.
+    private func pixelTable(run id: String, owner: String, row: DatasetStore.Row, target: String,
+                            progress: @escaping @Sendable (String) -> Void) async throws -> (String, String, [String]) {
+        let staging = datasets.root + "/.builder-" + id
+        try? FileManager.default.removeItem(atPath: staging)
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        let csv = staging + "/pixels.csv"
+        let table = datasets.absolute(row.path), base = datasets.directory(of: row.info.datasetId)
+        let maxSide = configuration.imageSide
+        let summary: ImagePixelTable.Summary
+        do {
+            summary = try await runOnThread(name: "nebula.builder.images") {
+                try ImagePixelTable.write(try ColumnarDataset(path: table), target: target, baseDirectory: base, maxSide: maxSide,
+                                          to: csv, progress: progress)
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
+        }
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: csv)[.size] as? NSNumber)?.uint64Value ?? 0
+        let kind = summary.channels == 3 ? "RGB" : "grey"
+        let info = try await datasets.adoptUpload(
+            staged: staging,
+            header: UploadHeader(name: "\(row.info.name) (\(summary.side)x\(summary.side) \(kind) pixels)", fileName: "pixels.csv",
+                                 totalBytes: bytes),
+            owner: owner)
+        progress("images stored as the pixel table \(info.datasetId); converting it")
+        while true {
+            try await Task.sleep(for: .milliseconds(200))
+            guard let derived = try await datasets.row(info.datasetId) else {
+                throw BuilderError(.invalidRequest, "the pixel table \(info.datasetId) was deleted while it was converted")
+            }
+            if derived.info.state == .ready {
+                var notes = ["the \(summary.images) images were decoded to \(summary.side)×\(summary.side) \(kind) pixels, stored as dataset \(info.datasetId) (its candidates train on that table)"]
+                if summary.failed > 0 {
+                    notes.append("\(summary.failed) images could not be read and were left out: " + summary.failures.prefix(5).joined(separator: "; "))
+                }
+                return (info.datasetId, datasets.absolute(derived.path), notes)
+            }
+            if derived.info.state.isFinal {
+                throw BuilderError(.invalidRequest, "the pixel table of the images could not be stored: \(derived.info.error)")
+            }
+        }
     }
 
     private static let columns = """

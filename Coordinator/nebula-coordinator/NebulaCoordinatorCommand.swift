@@ -64,6 +64,8 @@ struct Serve: AsyncParsableCommand {
     var builderDistributedRows = 100_000
     @Option(help: "The most nodes one builder candidate takes (1–256).") var builderMaxNodes = 4
     @Option(help: "A builder candidate job that no node took within this long is cancelled, e.g. 10m.") var builderQueueTimeout = "10m"
+    @Option(help: "Largest side (pixels) of the images of image-folder datasets when the builder trains on them (4–256).")
+    var builderImageSide = 32
     @Flag(help: "Only admins create accounts (POST /api/users); POST /api/auth/register is refused.") var closedRegistration = false
 
     func run() async throws {
@@ -124,6 +126,8 @@ struct Serve: AsyncParsableCommand {
         config.builder.distributedRows = builderDistributedRows
         config.builder.maxNodes = builderMaxNodes
         config.builder.queueTimeout = try duration(builderQueueTimeout, "--builder-queue-timeout")
+        guard (4...256).contains(builderImageSide) else { throw ValidationError("--builder-image-side must be between 4 and 256") }
+        config.builder.imageSide = builderImageSide
 
         if httpListen == "off" {
             config.api.listen = nil

@@ -127,7 +127,9 @@ public enum AutoBuilder {
                                    field: "target")
             }
             plans = [classification ? .logistic : .linear, .mlp, .gbdt]
-            if classification, let side = squareImage(dataset, preprocessor, target: request.target) { plans.append(.cnn(side: side)) }
+            if classification, let image = squareImage(dataset, preprocessor, target: request.target) {
+                plans.append(.cnn(side: image.side, channels: image.channels))
+            }
         }
         return BuilderPreparation(request: request, detection: detection, overridden: override != nil, classes: classes, metric: metric,
                                   holdoutFraction: fraction, trainRows: trainRows, validationRows: valRows, preprocessor: preprocessor,
@@ -414,17 +416,21 @@ public enum AutoBuilder {
         return results.sorted { $0.1 > $1.1 }.map { [$0.0, String(format: "%.5f", $0.1)] }
     }
 
-    /// The side of the image when the feature columns are the pixels of one square image (named
-    /// prefix0…prefixN−1, all numeric, at least 4×4).
-    static func squareImage(_ dataset: ColumnarDataset, _ preprocessor: Preprocessor, target: String) -> Int? {
+    /// The side and channel count of the image when the feature columns are the pixels of one square
+    /// image: named prefix0…prefixN−1, all numeric, N = side² (grey) or 3·side² (RGB, channel-major as
+    /// the pixel tables of image folders are), side at least 4.
+    static func squareImage(_ dataset: ColumnarDataset, _ preprocessor: Preprocessor, target: String) -> (side: Int, channels: Int)? {
         let names = dataset.columnNames.filter { $0 != target }
-        let side = Int(Double(names.count).squareRoot().rounded())
-        guard side >= 4, side * side == names.count, preprocessor.columns.count == names.count,
+        guard preprocessor.columns.count == names.count,
               preprocessor.columns.allSatisfy({ if case .numeric = $0.encoding { true } else { false } })
         else { return nil }
-        let prefix = names[0].prefix { !$0.isNumber }
+        let prefix = names.first?.prefix { !$0.isNumber } ?? ""
         guard !prefix.isEmpty, names.enumerated().allSatisfy({ $0.element == "\(prefix)\($0.offset)" }) else { return nil }
-        return side
+        for channels in [1, 3] where names.count % channels == 0 {
+            let side = Int(Double(names.count / channels).squareRoot().rounded())
+            if side >= 4, side * side * channels == names.count { return (side, channels) }
+        }
+        return nil
     }
 }
 

@@ -22,7 +22,7 @@ struct TrainContext {
 /// One candidate model of a run (Note [Builder runs]).
 enum CandidatePlan {
     case linear, logistic, mlp, gbdt
-    case cnn(side: Int)
+    case cnn(side: Int, channels: Int)
     case text(name: String, words: Bool, chars: Bool, hidden: Int?)
 
     var name: String {
@@ -66,8 +66,8 @@ enum CandidatePlan {
                      "early_stopping": "10% of the training rows, patience 10"])
         case .mlp:
             return try fitNetwork(c, budget: budget, parallel: parallel)
-        case .cnn(let side):
-            return try fitCNN(c, side: side, budget: budget, parallel: parallel)
+        case .cnn(let side, let channels):
+            return try fitCNN(c, side: side, channels: channels, budget: budget, parallel: parallel)
         case .text(_, let words, let chars, let hidden):
             return try fitText(c, words: words, chars: chars, hidden: hidden, budget: budget)
         }
@@ -145,13 +145,13 @@ enum CandidatePlan {
                  "epochs": "\(curve.count)", "best_epoch": "\(bestEpoch)"])
     }
 
-    private func fitCNN(_ c: TrainContext, side: Int, budget: Double, parallel: (any CandidateParallelism)?) throws -> (TrainedModel, [CurvePoint], [String: String]) {
-        let config = CNN.Configuration(inputChannels: 1, height: side, width: side, classes: c.truth.k)
+    private func fitCNN(_ c: TrainContext, side: Int, channels: Int, budget: Double, parallel: (any CandidateParallelism)?) throws -> (TrainedModel, [CurvePoint], [String: String]) {
+        let config = CNN.Configuration(inputChannels: channels, height: side, width: side, classes: c.truth.k)
         var rng = SeededGenerator(seed: c.seed &+ 1)
         let network = CNN.make(config, rng: &rng)
         let optimizer = Adam(network.parameters, learningRate: 2e-3)
-        let images = Tensor(shape: [c.train.features.rows, 1, side, side], storage: c.train.features.storage)
-        let valImages = Tensor(shape: [c.val.features.rows, 1, side, side], storage: c.val.features.storage)
+        let images = Tensor(shape: [c.train.features.rows, channels, side, side], storage: c.train.features.storage)
+        let valImages = Tensor(shape: [c.val.features.rows, channels, side, side], storage: c.val.features.storage)
         let options = TrainingOptions(epochs: 1, batchSize: 32, seed: c.seed &+ 1)
         let runEpoch: () throws -> Double
         if let parallel {
@@ -166,7 +166,7 @@ enum CandidatePlan {
                                                        predict: { c.truth.scored(.probabilities(softmaxRows(network.predict(valImages)), classes: k), c.metric) })
         return (.cnn(config, parameters: parameterValues(network.parameters), pixelScale: 1), curve,
                 ["channels": "32,64", "kernel": "3", "pool": "2", "hidden": "128", "optimizer": "adam", "lr": "0.002",
-                 "input": "\(side)x\(side) standardised pixels", "epochs": "\(curve.count)", "best_epoch": "\(bestEpoch)"])
+                 "input": "\(side)x\(side)\(channels == 3 ? " RGB" : "") standardised pixels", "epochs": "\(curve.count)", "best_epoch": "\(bestEpoch)"])
     }
 
     private func fitText(_ c: TrainContext, words: Bool, chars: Bool, hidden: Int?, budget: Double)

@@ -99,6 +99,29 @@ public struct ImageError: Error, CustomStringConvertible, Sendable, Equatable {
 }
 
 public enum ImageDecoder {
+    /// Width, height and stored channels (1 grey, 3 colour) from a PNG's or JPEG's header, without
+    /// decoding the pixels; nil when the bytes are neither or the header is not found.
+    public static func header(_ bytes: [UInt8]) -> (width: Int, height: Int, channels: Int)? {
+        if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]), bytes.count >= 26 {
+            let w = Int(PNGDecoder.be32(bytes, 16)), h = Int(PNGDecoder.be32(bytes, 20))
+            return (w, h, bytes[25] == 0 || bytes[25] == 4 ? 1 : 3)
+        }
+        guard bytes.starts(with: [0xFF, 0xD8]) else { return nil }
+        var i = 2
+        while i + 9 < bytes.count {
+            guard bytes[i] == 0xFF else { return nil }
+            let marker = bytes[i + 1]
+            if marker == 0xFF { i += 1; continue }
+            let length = Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
+            if (0xC0...0xCF).contains(marker), marker != 0xC4, marker != 0xC8, marker != 0xCC {
+                let h = Int(bytes[i + 5]) << 8 | Int(bytes[i + 6]), w = Int(bytes[i + 7]) << 8 | Int(bytes[i + 8])
+                return (w, h, bytes[i + 9] == 1 ? 1 : 3)
+            }
+            i += 2 + length
+        }
+        return nil
+    }
+
     /// Decodes a PNG or JPEG file's bytes (Note [Image decoding]); `source` names the file in errors.
     public static func decode(_ bytes: [UInt8], source: String) throws -> DecodedImage {
         do {

@@ -158,6 +158,51 @@ struct BuilderAPITests {
         }
     }
 
+    /// An image-folder dataset (the digits as 8×8 grey PNGs in one folder per class, plus two files that
+    /// are not readable images): the builder decodes them into a pixel table of the admin's, a CNN
+    /// joins the candidates, the unreadable files are named in the notes, and the accuracy is the
+    /// pixel CSV's.
+    @Test func imageFoldersTrainOnTheirPixels() async throws {
+        try await withTestCluster(agents: ["node-a", "node-b"]) { cluster in
+            let root = cluster.dir.appendingPathComponent("digit-images")
+            let text = try String(contentsOf: Self.data.appendingPathComponent("sklearn_digits_8x8.csv"), encoding: .utf8)
+            var lines = text.split(separator: "\n").map(String.init)
+            let header = lines.removeFirst().split(separator: ",").map(String.init)
+            let labelIndex = try #require(header.firstIndex(of: "label"))
+            for (i, line) in lines.enumerated() {
+                let fields = line.split(separator: ",").map(String.init)
+                let pixels = fields.enumerated().filter { $0.offset != labelIndex }.map { UInt8(min(255, (Double($0.element) ?? 0) * 16)) }
+                let folder = root.appendingPathComponent(fields[labelIndex])
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                try Data(greyPNG(width: 8, height: 8, pixels: pixels)).write(to: folder.appendingPathComponent("\(i).png"))
+            }
+            // a PNG whose data is cut short, and a progressive-JPEG header: both are left out, with their reasons
+            let sample = greyPNG(width: 8, height: 8, pixels: [UInt8](repeating: 9, count: 64))
+            try Data(sample.prefix(sample.count - 20)).write(to: root.appendingPathComponent("3/broken.png"))
+            try Data([0xFF, 0xD8, 0xFF, 0xC2, 0, 11, 8, 0, 8, 0, 8, 1, 1, 0x11, 0]).write(to: root.appendingPathComponent("5/progressive.jpg"))
+
+            let up = try cluster.cli(["dataset", "upload", root.path, "--name", "digit-images"])
+            #expect(up.status == 0, "\(up.stderr)")
+            let dataset = up.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let refused = try cluster.cli(["build", "--dataset", dataset, "--target", "path"])
+            #expect(refused.status != 0 && refused.stderr.contains("'label'"), "\(refused.stderr)")
+            let built = try cluster.cli(["build", "--dataset", dataset, "--target", "label", "--time-budget", "60s", "--json"])
+            #expect(built.status == 0, "\(built.stderr)")
+            let run = try #require(try JSONSerialization.jsonObject(with: Data(built.stdout.utf8)) as? [String: Any])
+            let leaderboard = try #require(run["leaderboard"] as? [[String: Any]])
+            #expect(leaderboard.contains { $0["model"] as? String == "CNN" }, "\(leaderboard.map { $0["model"] ?? "" })")
+            let accuracy = try #require(((run["best"] as? [String: Any])?["metrics"] as? [String: Any])?["accuracy"] as? Double)
+            #expect(accuracy >= 0.972 - 0.01, "\(accuracy)")
+            let notes = (run["notes"] as? [String] ?? []).joined(separator: "\n")
+            #expect(notes.contains("1797 images were decoded to 8×8 grey pixels") && notes.contains("2 images could not be read")
+                    && notes.contains("broken.png") && notes.contains("progressive"), "\(notes)")
+            #expect(run["rows"] as? Int == 1797)
+            // the pixel table is a dataset of its own
+            let list = try cluster.cli(["dataset", "list"])
+            #expect(list.stdout.contains("digit-images (8x8 grey pixels)"), "\(list.stdout)")
+        }
+    }
+
     /// With no node to take its candidate jobs, a run does not wait forever: the jobs are cancelled after
     /// --builder-queue-timeout and the run fails saying why; the coordinator keeps serving.
     @Test func candidatesNoNodeTakesAreCancelled() async throws {
@@ -193,4 +238,37 @@ struct BuilderAPITests {
             .first?.string("v") ?? "[]"
         return try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Int]
     }
+}
+
+/// A grey 8-bit PNG written by hand: IHDR, one IDAT of stored (uncompressed) deflate blocks, IEND.
+func greyPNG(width: Int, height: Int, pixels: [UInt8]) -> [UInt8] {
+    func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+    func crc(_ bytes: [UInt8]) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for b in bytes {
+            c ^= UInt32(b)
+            for _ in 0..<8 { c = c & 1 == 1 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        }
+        return c ^ 0xFFFF_FFFF
+    }
+    func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+        let body = Array(type.utf8) + data
+        return be32(UInt32(data.count)) + body + be32(crc(body))
+    }
+    var raw: [UInt8] = []
+    for y in 0..<height { raw.append(0); raw += pixels[y * width..<(y + 1) * width] }
+    var a: UInt32 = 1, b: UInt32 = 0
+    for v in raw { a = (a + UInt32(v)) % 65521; b = (b + a) % 65521 }
+    var zlib: [UInt8] = [0x78, 0x01]
+    var offset = 0
+    repeat {
+        let n = min(65535, raw.count - offset)
+        let last: UInt8 = offset + n == raw.count ? 1 : 0
+        zlib += [last, UInt8(n & 0xFF), UInt8(n >> 8), UInt8(~n & 0xFF), UInt8((~n >> 8) & 0xFF)]
+        zlib += raw[offset..<offset + n]
+        offset += n
+    } while offset < raw.count
+    zlib += be32(b << 16 | a)
+    let ihdr = be32(UInt32(width)) + be32(UInt32(height)) + [8, 0, 0, 0, 0]
+    return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", ihdr) + chunk("IDAT", zlib) + chunk("IEND", [])
 }
