@@ -57,6 +57,36 @@ struct AutoBuilderTests {
         #expect(svgs >= 4, "\(svgs) charts")
     }
 
+    /// RGB pixel columns (channel-major, as image folders become): the builder sees a 3-channel square
+    /// image and a CNN on 3 input channels joins the candidates. The classes differ only in where the
+    /// red blob sits, so the colour channels must be kept apart to learn them.
+    @Test func rgbPixelColumnsGetAThreeChannelCNN() throws {
+        let scratch = Scratch()
+        let side = 8, plane = 64
+        var csv = "label," + (0..<(3 * plane)).map { "px\($0)" }.joined(separator: ",") + "\n"
+        var rng = SystemRandomNumberGenerator()
+        for i in 0..<300 {
+            let label = i % 3
+            var pixels = (0..<(3 * plane)).map { _ in Int.random(in: 0...60, using: &rng) }
+            let cx = [1, 4, 6][label], cy = [2, 5, 1][label]
+            for y in max(0, cy - 1)...min(side - 1, cy + 1) { for x in max(0, cx - 1)...min(side - 1, cx + 1) { pixels[y * side + x] = 250 } }
+            csv += "c\(label)," + pixels.map(String.init).joined(separator: ",") + "\n"
+        }
+        let file = scratch.path("rgb.csv")
+        try csv.write(toFile: file, atomically: true, encoding: .utf8)
+        let out = scratch.path("rgb.nbds")
+        _ = try CSVIngest.ingest(csv: file, to: out)
+        let (result, bundle) = try AutoBuilder.run(try ColumnarDataset(path: out), BuilderRequest(target: "label", timeBudgetSeconds: 40))
+        let cnn = try #require(result.leaderboard.first { $0.model == "CNN" }, "\(result.leaderboard.map(\.model))")
+        #expect(cnn.params["input"] == "8x8 RGB standardised pixels")
+        #expect(cnn.scoreVal >= 0.95, "\(cnn)")
+        if case .cnn(let config, _, _) = bundle.members.first(where: { if case .cnn = $0 { true } else { false } }) {
+            #expect(config.inputChannels == 3)
+        } else {
+            Issue.record("no CNN in the bundle")
+        }
+    }
+
     @Test func irisMulticlass() throws {
         let (result, bundle, _) = try run("sklearn_iris.csv", target: "target")
         #expect(result.task == "multiclass")
