@@ -180,6 +180,16 @@ public actor JobManager {
         return JobList(jobs: stored.map { live($0) })
     }
 
+    /// A page of a user's jobs (nil: everyone's) with the live view of the active ones, and the total.
+    func page(owner: String?, state: String?, limit: Int, offset: Int) async throws -> (jobs: [JobInfo], total: Int) {
+        let (records, total) = try await store.page(owner: owner, state: state, limit: limit, offset: offset)
+        return (records.map { live($0) }, total)
+    }
+
+    func countsByState() async throws -> [String: Int] { try await store.countsByState() }
+
+    func owned(by owner: String) async throws -> [(id: String, state: String)] { try await store.owned(by: owner) }
+
     func detail(_ id: String) async throws -> JobDetail {
         guard let record = try await store.get(id) else { throw notFound(id) }
         let live = jobs[id] ?? record

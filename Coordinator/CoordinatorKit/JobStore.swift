@@ -105,6 +105,32 @@ struct JobStore: Sendable {
             """, [PGValue(limit), .bool(all)]).map(Self.record)
     }
 
+    /// One page of a user's jobs (nil: everyone's), newest first, optionally in one state; and how
+    /// many match in all. Uses the (user_name, seq) index.
+    func page(owner: String?, state: String?, limit: Int, offset: Int) async throws -> (records: [JobRecord], total: Int) {
+        let filter = "($1::text IS NULL OR user_name = $1) AND ($2::text IS NULL OR state = $2)"
+        let records = try await client.query("""
+            SELECT \(Self.columns) FROM jobs WHERE \(filter) ORDER BY seq DESC LIMIT $3 OFFSET $4
+            """, [PGValue(owner), PGValue(state), PGValue(limit), PGValue(offset)]).map(Self.record)
+        let total = try await client.query("SELECT count(*)::bigint AS n FROM jobs WHERE \(filter)", [PGValue(owner), PGValue(state)])
+            .first?.int64("n") ?? 0
+        return (records, Int(total))
+    }
+
+    /// How many jobs are in each state (all of them).
+    func countsByState() async throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try await client.query("SELECT state, count(*)::bigint AS n FROM jobs GROUP BY state") {
+            counts[try row.string("state")] = Int(try row.int64("n"))
+        }
+        return counts
+    }
+
+    /// The ids and states of a user's jobs (all of them).
+    func owned(by owner: String) async throws -> [(id: String, state: String)] {
+        try await client.query("SELECT id, state FROM jobs WHERE user_name = $1", [.text(owner)]).map { (try $0.string("id"), try $0.string("state")) }
+    }
+
     /// Jobs that are not finished (for recovery after a restart), oldest first.
     func active() async throws -> [JobRecord] {
         try await client.query("SELECT \(Self.columns) FROM jobs WHERE state NOT IN ('completed', 'failed', 'cancelled') ORDER BY seq")

@@ -83,6 +83,12 @@ struct BuilderAPITests {
                 let row = try #require(leaderboard.first { $0["model"] as? String == name })
                 #expect((row["params"] as? [String: String])?["job"] == jobId)
             }
+            // The user's job list pages through them in the database (state filter, limit, offset, total).
+            let completed = try await api.call(.get, "/api/process/jobs?state=completed&limit=1&offset=1", token: user.token)
+            #expect(completed.json["total"] as? Int == candidateJobs.count, "\(completed.text.prefix(300))")
+            let listed = try #require(completed.json["jobs"] as? [[String: Any]])
+            #expect(listed.count == 1 && candidateJobs.values.contains(listed[0]["id"] as? String ?? ""))
+            #expect((try await api.call(.get, "/api/process/jobs?state=running", token: user.token)).json["total"] as? Int == 0)
             let mlp = try #require(leaderboard.first { $0["model"] as? String == "NeuralNetMLP" })
             #expect((mlp["params"] as? [String: String])?["ranks"]?.hasPrefix("2") == true, "\(mlp)")
             // Users cannot submit builder jobs themselves.

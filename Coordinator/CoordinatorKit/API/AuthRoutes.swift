@@ -219,16 +219,16 @@ extension APIRoutes {
     /// Removes a user and everything they own: jobs are cancelled and deleted (with their checkpoints),
     /// datasets deleted with their files, sessions revoked.
     func deleteUser(_ id: String) async throws {
-        let jobs = try await services.jobs.list(JobListRequest(limit: 1000, all: true)).jobs.filter { $0.spec.user == id }
+        let jobs = try await services.jobs.owned(by: id)
         for job in jobs where !["completed", "failed", "cancelled"].contains(job.state) {
-            _ = try? await services.jobs.cancel(job.jobId, reason: "the user's account was deleted")
+            _ = try? await services.jobs.cancel(job.id, reason: "the user's account was deleted")
         }
         // Finished jobs go with their events and checkpoints (foreign keys cascade) and files.
         _ = try await pool.client.query("""
             WITH gone AS (DELETE FROM jobs WHERE user_name = $1 AND state IN ('completed', 'failed', 'cancelled') RETURNING id)
             DELETE FROM job_metrics WHERE job_id IN (SELECT id FROM gone)
             """, [.text(id)])
-        for job in jobs { try? FileManager.default.removeItem(atPath: dataDirectory + "/jobs/" + job.jobId) }
+        for job in jobs { try? FileManager.default.removeItem(atPath: dataDirectory + "/jobs/" + job.id) }
         var skipped = 0
         while true {
             let (rows, _) = try await services.datasets.rows(limit: 1000, offset: skipped, owner: id)

@@ -101,10 +101,9 @@ extension APIRoutes {
             let user = try context.caller()
             let (limit, offset) = try Self.page(request)
             let state = request.query("state")
-            let all = try await services.jobs.list(JobListRequest(limit: 1000, all: true)).jobs
-                .filter { user.owns($0.spec.user) && (state == nil || $0.state == state) }
-            let page = all.dropFirst(offset).prefix(limit)
-            return try jsonObjectResponse(["jobs": try page.map(Self.jobObject), "total": all.count, "limit": limit, "offset": offset])
+            let (page, total) = try await services.jobs.page(owner: user.role == .admin ? nil : user.id, state: state, limit: limit,
+                                                             offset: offset)
+            return try jsonObjectResponse(["jobs": try page.map(Self.jobObject), "total": total, "limit": limit, "offset": offset])
         }
 
         add(RouteSpec(method: .get, path: "/api/process/jobs/{id}", access: .user, group: "read", tag: "jobs",

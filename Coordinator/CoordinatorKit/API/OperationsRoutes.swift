@@ -36,10 +36,10 @@ extension APIRoutes {
                       produces: "text/plain; version=0.0.4")) { _, _ in
             var jobs: [String: Int] = Dictionary(uniqueKeysWithValues: ["pending", "running", "completing", "completed", "failed",
                                                                         "cancelled", "node_fail", "restarting"].map { ($0, 0) })
-            for job in try await services.jobs.list(JobListRequest(limit: 1000, all: true)).jobs { jobs[job.state, default: 0] += 1 }
+            for (state, n) in try await services.jobs.countsByState() { jobs[state] = n }
             var nodes: [String: Int] = Dictionary(uniqueKeysWithValues: NodeState.allCases.map { ($0.rawValue, 0) })
             for node in await services.registry.list() { nodes[node.state.rawValue, default: 0] += 1 }
-            metrics.set("jobs", help: "Jobs by state (the latest 1000)", label: "state", values: jobs)
+            metrics.set("jobs", help: "Jobs by state", label: "state", values: jobs)
             metrics.set("nodes", help: "Nodes by state", label: "state", values: nodes)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
