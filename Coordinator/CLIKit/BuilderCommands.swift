@@ -141,19 +141,57 @@ struct Build: AsyncParsableCommand {
 struct Predict: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Batch predictions with a builder model: CSV in, CSV with prediction columns out.",
-        discussion: "The CSV needs the columns the model was trained on (the target may be absent). Output goes to stdout or -o FILE.")
+        discussion: """
+            A CSV needs the columns the model was trained on (the target may be absent). A model trained on an \
+            image-folder dataset also predicts image files: give PNG/JPEG files or directories of them (read \
+            recursively); the output then has one row per image (file, prediction, probabilities). Output goes \
+            to stdout or -o FILE.
+            """)
     @Option(help: "Model id (a builder run id, build-…).") var model: String
-    @Argument(help: "CSV file with the input rows.") var file: String
+    @Argument(help: "A CSV file with the input rows, or image files and directories of images.") var files: [String]
     @Option(name: .shortAndLong, help: "Write the predictions here instead of stdout.") var output: String?
     @OptionGroup var http: HTTPOptions
 
     func run() async throws {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            FileHandle.standardError.write(Data("error: cannot read \(file)\n".utf8))
-            throw ExitCode(1)
+        func fail(_ message: String) -> ExitCode {
+            FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+            return ExitCode(1)
         }
+        guard !files.isEmpty else { throw fail("give a CSV file, or image files or directories") }
         do {
-            let r = try await restCall(http, .post, "/api/process/models/\(model)/predict", body: data, contentType: "text/csv")
+            let r: HTTPResponse
+            if files.count == 1, !isImage(files[0]), !isDirectory(files[0]) {
+                guard let data = FileManager.default.contents(atPath: files[0]) else { throw fail("cannot read \(files[0])") }
+                r = try await restCall(http, .post, "/api/process/models/\(model)/predict", body: data, contentType: "text/csv")
+            } else {
+                var images: [(name: String, data: Data)] = []
+                for path in files {
+                    if isDirectory(path) {
+                        let entries = (FileManager.default.enumerator(atPath: path)?.allObjects as? [String] ?? []).sorted()
+                        for entry in entries where isImage(path + "/" + entry) {
+                            guard let data = FileManager.default.contents(atPath: path + "/" + entry) else { throw fail("cannot read \(path)/\(entry)") }
+                            images.append((URL(fileURLWithPath: path).lastPathComponent + "/" + entry, data))
+                        }
+                    } else {
+                        guard isImage(path) else { throw fail("\(path) is not a PNG or JPEG image (a CSV goes alone)") }
+                        guard let data = FileManager.default.contents(atPath: path) else { throw fail("cannot read \(path)") }
+                        images.append((URL(fileURLWithPath: path).lastPathComponent, data))
+                    }
+                }
+                guard !images.isEmpty else { throw fail("no PNG or JPEG images in \(files.joined(separator: ", "))") }
+                let boundary = "nebula-" + UUID().uuidString
+                var body = Data()
+                for image in images {
+                    let name = image.name.replacingOccurrences(of: "\"", with: "_")
+                    body.append(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(name)\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8))
+                    body.append(image.data)
+                    body.append(Data("\r\n".utf8))
+                }
+                body.append(Data("--\(boundary)--\r\n".utf8))
+                FileHandle.standardError.write(Data("predicting \(images.count) image\(images.count == 1 ? "" : "s")\n".utf8))
+                r = try await restCall(http, .post, "/api/process/models/\(model)/predict", body: body,
+                                       contentType: "multipart/form-data; boundary=\(boundary)")
+            }
             if let output {
                 try r.body.write(to: URL(fileURLWithPath: output))
                 FileHandle.standardError.write(Data("\(r.headers["X-Predicted-Rows"] ?? "?") rows predicted into \(output)\n".utf8))
@@ -164,5 +202,17 @@ struct Predict: AsyncParsableCommand {
             FileHandle.standardError.write(Data("\(e)\n".utf8))
             throw ExitCode(1)
         }
+    }
+
+    private func isDirectory(_ path: String) -> Bool {
+        var directory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &directory) && directory.boolValue
+    }
+
+    private func isImage(_ path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        let head = [UInt8](handle.readData(ofLength: 8))
+        return head.starts(with: [0x89, 0x50, 0x4E, 0x47]) || head.starts(with: [0xFF, 0xD8, 0xFF])
     }
 }

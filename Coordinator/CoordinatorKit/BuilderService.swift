@@ -152,6 +152,7 @@ public actor BuilderService {
             var path = datasets.absolute(row.path)
             var datasetId = run.datasetId
             var imageNotes: [String] = []
+            var imageInput: ImageInput?
             let dir = directory(of: id)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let request = run.request
@@ -161,8 +162,8 @@ public actor BuilderService {
                 Task { await self.setProgress(id, line) }
             }
             if row.info.kind == .imageFolders {
-                (datasetId, path, imageNotes) = try await pixelTable(run: id, owner: run.owner, row: row, target: request.target,
-                                                                     progress: progress)
+                let table = try await pixelTable(run: id, owner: run.owner, row: row, target: request.target, progress: progress)
+                (datasetId, path, imageNotes, imageInput) = (table.0, table.1, table.2, table.3)
             }
             let datasetPath = path
             let prepared = try await runOnThread(name: "nebula.builder.prepare") { () -> PreparedRun in
@@ -242,10 +243,12 @@ public actor BuilderService {
             let finishing = FinishingRun(prepared: prepared, outcomes: outcomes)
             let candidateJobs = submitted
             let finalNotes = notes
+            let image = imageInput
             let (resultJSON, summary) = try await runOnThread(name: "nebula.builder.finish") { [self] () -> (String, String) in
                 var (result, bundle) = try AutoBuilder.finish(finishing.prepared.dataset, finishing.prepared.prep, outcomes: finishing.outcomes,
                                                               notes: finalNotes, started: { (clock.now - started).seconds }, progress: progress)
                 result.candidateJobs = candidateJobs
+                bundle.image = image
                 try bundle.encoded().write(to: URL(fileURLWithPath: self.modelPath(id)), options: .atomic)
                 try BuilderReport.html(result, title: title, runId: id).write(toFile: self.reportPath(id), atomically: true, encoding: .utf8)
                 let encoder = JSONEncoder()
@@ -277,7 +280,7 @@ public actor BuilderService {
     /// An image-folder dataset's images as a pixel table, stored as a dataset of the run's owner
     /// (Note [Images as pixel tables]); answers its id, its columnar file and notes for the report.
     private func pixelTable(run id: String, owner: String, row: DatasetStore.Row, target: String,
-                            progress: @escaping @Sendable (String) -> Void) async throws -> (String, String, [String]) {
+                            progress: @escaping @Sendable (String) -> Void) async throws -> (String, String, [String], ImageInput) {
         let staging = datasets.root + "/.builder-" + id
         try? FileManager.default.removeItem(atPath: staging)
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
@@ -312,7 +315,7 @@ public actor BuilderService {
                 if summary.failed > 0 {
                     notes.append("\(summary.failed) images could not be read and were left out: " + summary.failures.prefix(5).joined(separator: "; "))
                 }
-                return (info.datasetId, datasets.absolute(derived.path), notes)
+                return (info.datasetId, datasets.absolute(derived.path), notes, ImageInput(side: summary.side, channels: summary.channels))
             }
             if derived.info.state.isFinal {
                 throw BuilderError(.invalidRequest, "the pixel table of the images could not be stored: \(derived.info.error)")
@@ -350,6 +353,18 @@ public actor BuilderService {
             """, [PGValue(owner), PGValue(limit), PGValue(offset)]).map(run)
     }
 
+    /// Predicts image files with a completed run's model (one trained on an image-folder dataset).
+    nonisolated func predictImages(_ id: String, files: [(name: String, bytes: [UInt8])]) async throws -> (csv: String, rows: Int) {
+        let path = modelPath(id)
+        let box = ImageFiles(files: files)
+        return try await runOnThread(name: "nebula.predict") {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw BuilderError(.invalidRequest, "run \(id) has no model file")
+            }
+            return try ModelBundle(decoding: data).predictImages(box.files)
+        }
+    }
+
     /// Predicts a CSV with a completed run's model.
     nonisolated func predict(_ id: String, csv: [UInt8]) async throws -> (csv: String, rows: Int) {
         let path = modelPath(id)
@@ -375,4 +390,8 @@ final class PreparedRun: @unchecked Sendable {
 private struct FinishingRun: @unchecked Sendable {
     let prepared: PreparedRun
     let outcomes: [CandidateOutcome]
+}
+
+private struct ImageFiles: @unchecked Sendable {
+    let files: [(name: String, bytes: [UInt8])]
 }

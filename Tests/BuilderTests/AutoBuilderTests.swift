@@ -85,6 +85,13 @@ struct AutoBuilderTests {
         } else {
             Issue.record("no CNN in the bundle")
         }
+        // A pixel CSV is a table: its model does not claim to read image files.
+        do {
+            _ = try bundle.predictImages([("a.png", [0x89, 0x50, 0x4E, 0x47])])
+            Issue.record("a table model predicted an image")
+        } catch let e as BuilderError {
+            #expect(e.message.contains("trained on a table"), "\(e)")
+        }
     }
 
     @Test func irisMulticlass() throws {

@@ -206,6 +206,28 @@ struct BuilderAPITests {
             // the pixel table is a dataset of its own
             let list = try cluster.cli(["dataset", "list"])
             #expect(list.stdout.contains("digit-images (8x8 grey pixels)"), "\(list.stdout)")
+
+            // The model predicts image files: folders through the CLI (one multipart request) ...
+            let runId = try #require(run["id"] as? String)
+            let some = [root.appendingPathComponent("0").path, root.appendingPathComponent("7").path]
+            let predicted = try cluster.cli(["predict", "--model", runId] + some)
+            #expect(predicted.status == 0, "\(predicted.stderr)")
+            let rows = predicted.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: ",") }
+            let expectedCount = try some.map { try FileManager.default.contentsOfDirectory(atPath: $0).count }.reduce(0, +)
+            #expect(rows.count == expectedCount && predicted.stdout.hasPrefix("file,prediction,probability_0"))
+            // names keep their folder (here: the true class)
+            let right = rows.filter { r in r[0].split(separator: "/").first == r[1] }.count
+            #expect(Double(right) / Double(max(1, rows.count)) >= 0.95, "\(right) of \(rows.count)")
+            // ... one image as image/png over the API, and a broken one refused with its name
+            let api = APIClient(base: cluster.httpBase)
+            let one = try Data(contentsOf: root.appendingPathComponent("7").appendingPathComponent(
+                try #require(try FileManager.default.contentsOfDirectory(atPath: some[1]).first)))
+            let single = try await api.call(.post, "/api/process/models/\(runId)/predict?name=seven.png", token: cluster.adminToken,
+                                            body: one, headers: ["Content-Type": "image/png"])
+            #expect(single.status == 200 && single.text.contains("seven.png,7,"), "\(single.text)")
+            let broken = try await api.call(.post, "/api/process/models/\(runId)/predict?name=bad.png", token: cluster.adminToken,
+                                            body: Data(sample.prefix(30)), headers: ["Content-Type": "image/png"])
+            #expect(broken.status == 422 && broken.errorMessage.contains("bad.png"), "\(broken.text)")
         }
     }
 

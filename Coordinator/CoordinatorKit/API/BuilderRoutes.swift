@@ -101,11 +101,49 @@ extension APIRoutes {
         }
 
         add(RouteSpec(method: .post, path: "/api/process/models/{id}/predict", access: .user, group: "write", tag: "builder",
-                      summary: "Batch predictions: a CSV in (the training columns), the CSV with prediction columns out",
+                      summary: "Batch predictions: a CSV in (the training columns), the CSV with prediction columns out; models of image-folder datasets also take one image (image/png, image/jpeg; ?name=) or several (multipart/form-data)",
+                      query: ["name": "the file name to report for a single image body"],
                       produces: "text/csv")) { request, context in
             let run = try await routes.completedRun(context)
-            if let type = request.headers[.contentType], !type.lowercased().hasPrefix("text/csv"), !type.lowercased().hasPrefix("text/plain") {
-                throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the rows as text/csv (got \(type))")
+            let type = request.headers[.contentType]?.lowercased() ?? "text/csv"
+            func answer(_ out: String, _ rows: Int) -> Response {
+                var headers: HTTPFields = [.contentType: "text/csv; charset=utf-8"]
+                headers[HTTPField.Name("X-Predicted-Rows")!] = String(rows)
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: out)))
+            }
+            if type.hasPrefix("image/") || type.hasPrefix("multipart/form-data") {
+                var files: [(name: String, bytes: [UInt8])] = []
+                if type.hasPrefix("image/") {
+                    var request = request
+                    guard let body = try? await request.collectBody(upTo: 64 << 20) else {
+                        throw APIError(.contentTooLarge, "body_too_large", "send at most 64 MiB of image per request")
+                    }
+                    files = [(request.query("name") ?? "image", Array(body.readableBytesView))]
+                } else {
+                    let staged = try await routes.receiveMultipart(request, context: context)
+                    defer { try? FileManager.default.removeItem(atPath: staged.directory) }
+                    let root = URL(fileURLWithPath: staged.directory)
+                    let paths = (FileManager.default.enumerator(atPath: staged.directory)?.allObjects as? [String] ?? []).sorted()
+                    for path in paths {
+                        var isDirectory: ObjCBool = false
+                        let full = root.appendingPathComponent(path).path
+                        guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory), !isDirectory.boolValue,
+                              let data = FileManager.default.contents(atPath: full) else { continue }
+                        // several files arrive under a folder of the upload's name: report their own paths
+                        let folder = staged.header.directory ? staged.header.fileName + "/" : ""
+                        let name = path.hasPrefix(folder) ? String(path.dropFirst(folder.count)) : path
+                        files.append((name, Array(data)))
+                    }
+                }
+                do {
+                    let (out, rows) = try await services.builder.predictImages(run.id, files: files)
+                    return answer(out, rows)
+                } catch let e as BuilderError {
+                    throw Self.builderError(e)
+                }
+            }
+            if !type.hasPrefix("text/csv"), !type.hasPrefix("text/plain") {
+                throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the rows as text/csv, or images as image/png, image/jpeg or multipart/form-data (got \(type))")
             }
             var request = request
             let csv: ByteBuffer
@@ -116,9 +154,7 @@ extension APIRoutes {
             }
             do {
                 let (out, rows) = try await services.builder.predict(run.id, csv: Array(csv.readableBytesView))
-                var headers: HTTPFields = [.contentType: "text/csv; charset=utf-8"]
-                headers[HTTPField.Name("X-Predicted-Rows")!] = String(rows)
-                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: out)))
+                return answer(out, rows)
             } catch let e as BuilderError {
                 throw Self.builderError(e)
             }
