@@ -258,6 +258,35 @@ struct BuilderAPITests {
         }
     }
 
+    /// A coordinator killed during a run: on restart the run is failed with that reason and its candidate
+    /// jobs (pending here: no agents) are cancelled, not left to train for nobody.
+    @Test func interruptedRunCancelsItsJobs() async throws {
+        try await withTestCluster { cluster in
+            let api = APIClient(base: cluster.httpBase)
+            try await eventually("the HTTP API answers", timeout: .seconds(30)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
+            let user = try await api.register("restart@example.org")
+            let csv = try Data(contentsOf: Self.data.appendingPathComponent("sklearn_wine.csv"))
+            let id = try await upload(api, user.token, name: "wine.csv", csv: csv)
+            let start = try await api.call(.post, "/api/process/builder", token: user.token, json: ["dataset_id": id, "target": "target"])
+            let runId = try #require(start.json["id"] as? String, "\(start.text)")
+            var jobs: [String: String] = [:]
+            try await eventually("the candidate jobs are submitted", timeout: .seconds(60)) {
+                jobs = (try await api.call(.get, "/api/process/builder/\(runId)", token: user.token)).json["jobs"] as? [String: String] ?? [:]
+                return jobs.count == 3
+            }
+            cluster.coordinator?.killHard()
+            try cluster.startCoordinator()
+            try await eventually("the HTTP API answers again", timeout: .seconds(60)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
+            let run = try await api.call(.get, "/api/process/builder/\(runId)", token: user.token)
+            #expect(run.json["state"] as? String == "failed" && (run.json["error"] as? String ?? "").contains("coordinator stopped"), "\(run.text.prefix(400))")
+            for jobId in jobs.values {
+                let job = try await api.call(.get, "/api/process/jobs/\(jobId)", token: user.token)
+                #expect(job.json["state"] as? String == "cancelled" && (job.json["reason"] as? String ?? "").contains("interrupted"),
+                        "\(job.text.prefix(300))")
+            }
+        }
+    }
+
     /// The validation row numbers of a run, read from PostgreSQL's copy of its result.
     func resultRows(_ cluster: TestCluster, _ runId: String) async throws -> [Int]? {
         let db = PostgresClient(url: cluster.databaseURL, logger: .init(label: "test.builder"))
