@@ -19,7 +19,10 @@ import NebulaEngine
 // training rows and takes its slice of each global batch; gradients are averaged over the ranks by
 // MPI allreduce (DataParallelTrainer), so the replicas stay identical. Every rank scores the
 // validation rows itself and the decision to stop (patience or budget) is taken together (true on
-// one rank, true on all), so every rank runs the same number of epochs and collectives.
+// one rank, true on all), so every rank runs the same number of epochs and collectives. The GBDT
+// runs over several nodes too: every rank fits the same bin edges on all training rows, grows trees
+// on every size-th row from its rank on, and the ranks sum their gradient histograms (Note
+// [Distributed GBDT jobs]), so all of them grow the same trees.
 
 /// What the ranks of a candidate job need besides the dataset (travels in the job spec as JSON).
 public struct CandidateJob: Codable, Sendable, Equatable {
@@ -79,7 +82,7 @@ public struct BuilderPreparation {
     public func isDistributable(_ candidate: String) -> Bool {
         plans.contains { p in
             guard p.name == candidate else { return false }
-            switch p { case .mlp, .cnn: return true; default: return false }
+            switch p { case .mlp, .cnn, .gbdt: return true; default: return false }
         }
     }
 
@@ -177,4 +180,6 @@ public protocol CandidateParallelism: AnyObject {
         -> () throws -> Double
     /// true on every rank when `flag` is true on any.
     func any(_ flag: Bool) throws -> Bool
+    /// Sums and maxima of GBDT histograms over the ranks (each rank growing trees on its own rows).
+    func gbdtCollective() -> any GBDTCollective
 }

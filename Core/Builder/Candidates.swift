@@ -57,9 +57,27 @@ enum CandidatePlan {
             p.seed = c.seed
             p.maxIterations = 300
             p.earlyStopping = GBDTEarlyStopping()
-            let model = c.classification
-                ? GBDTModel.fitClassifier(x: c.train.features, labels: c.yClass, classes: c.truth.k, parameters: p)
-                : GBDTModel.fitRegressor(x: c.train.features, targets: c.yValue, parameters: p)
+            let model: GBDTModel
+            if let parallel {
+                // Note [Candidates as cluster jobs]: same bin edges everywhere, every size-th row per rank.
+                let mapper = GBDTBinMapper.fit(c.train.features, seed: c.seed)
+                let mine = Array(stride(from: parallel.rank, to: c.train.features.rows, by: parallel.size))
+                let width = c.train.features.columns
+                var storage = [Float](repeating: 0, count: mine.count * width)
+                c.train.features.storage.withUnsafeBufferPointer { all in
+                    for (i, r) in mine.enumerated() { for j in 0..<width { storage[i * width + j] = all[r * width + j] } }
+                }
+                let x = Tensor(shape: [mine.count, width], storage: storage)
+                let collective = parallel.gbdtCollective()
+                model = c.classification
+                    ? GBDTModel.fitClassifier(x: x, labels: mine.map { c.yClass[$0] }, classes: c.truth.k, parameters: p, binMapper: mapper,
+                                              collective: collective)
+                    : GBDTModel.fitRegressor(x: x, targets: mine.map { c.yValue[$0] }, parameters: p, binMapper: mapper, collective: collective)
+            } else {
+                model = c.classification
+                    ? GBDTModel.fitClassifier(x: c.train.features, labels: c.yClass, classes: c.truth.k, parameters: p)
+                    : GBDTModel.fitRegressor(x: c.train.features, targets: c.yValue, parameters: p)
+            }
             let curve = model.validationLosses.enumerated().map { CurvePoint(step: $0.offset, trainLoss: nil, validation: $0.element) }
             return (.gbdt(Data(model.encoded()), classes: c.classification ? c.truth.k : 0), curve,
                     ["learning_rate": "0.1", "max_leaf_nodes": "31", "iterations": "\(model.iterations)",

@@ -13,8 +13,14 @@ import NebulaWire
 /// (Note [Candidates as cluster jobs]). Call it on the MPI thread.
 public final class MPICandidateParallelism: CandidateParallelism {
     let backend: any AllreduceBackend
+    let runtime: MPIRuntime
 
-    public init(backend: any AllreduceBackend) { self.backend = backend }
+    public init(_ runtime: MPIRuntime) {
+        self.runtime = runtime
+        backend = MPIAllreduceBackend(runtime)
+    }
+
+    public func gbdtCollective() -> any GBDTCollective { MPIGBDTCollective(runtime) }
 
     public var rank: Int { backend.rank }
     public var size: Int { backend.size }
@@ -64,7 +70,7 @@ enum CandidateWorker {
                 guard prep.fingerprint == job.fingerprint else {
                     throw WorkerError("this node's copy of dataset \(plan.spec.datasetId) gives another training/validation split (\(prep.fingerprint)) than the coordinator's (\(job.fingerprint)): the dataset changed or the nodes run another Nebula version")
                 }
-                let parallelism = size > 1 ? MPICandidateParallelism(backend: MPIAllreduceBackend(mpi)) : nil
+                let parallelism = size > 1 ? MPICandidateParallelism(mpi) : nil
                 // A progress point per epoch, so `nebula job show` tells how far the candidate got.
                 let rows = UInt64(prep.trainRows.count)
                 var last = clock.now

@@ -32,7 +32,7 @@ struct BuilderAPITests {
     }
 
     /// The candidates run as cluster jobs on two agents; with the distribution threshold at 100 rows,
-    /// the networks of wine (178 rows) train over both nodes.
+    /// the MLP and the GBDT of wine (178 rows) train over both nodes.
     @Test func buildReportModelPredictAndRefusals() async throws {
         try await withTestCluster(coordinatorFlags: ["--builder-distributed-rows", "100"], agents: ["node-a", "node-b"]) { cluster in
             let api = APIClient(base: cluster.httpBase)
@@ -71,7 +71,7 @@ struct BuilderAPITests {
             #expect(run.json["task"] as? String == "multiclass")
             let leaderboard = try #require(run.json["leaderboard"] as? [[String: Any]])
             #expect(leaderboard.count >= 3 && leaderboard.filter { $0["best"] as? Bool == true }.count == 1)
-            // Every candidate was a cluster job of the run's owner; the MLP ran on both nodes.
+            // Every candidate was a cluster job of the run's owner; the MLP and the GBDT ran on both nodes.
             let candidateJobs = try #require(run.json["jobs"] as? [String: String], "\(run.text.prefix(500))")
             #expect(Set(candidateJobs.keys) == Set(leaderboard.compactMap { $0["model"] as? String }.filter { $0 != "WeightedEnsemble" }))
             for (name, jobId) in candidateJobs {
@@ -79,7 +79,7 @@ struct BuilderAPITests {
                 #expect(job.status == 200 && job.json["state"] as? String == "completed", "\(name): \(job.text.prefix(400))")
                 #expect((job.json["spec"] as? [String: Any])?["model"] as? String == "builder")
                 let nodes = job.json["nodes"] as? [String] ?? []
-                #expect(name == "NeuralNetMLP" ? nodes.count == 2 : nodes.count == 1, "\(name) ran on \(nodes)")
+                #expect(name == "LogisticRegression" ? nodes.count == 1 : nodes.count == 2, "\(name) ran on \(nodes)")
                 let row = try #require(leaderboard.first { $0["model"] as? String == name })
                 #expect((row["params"] as? [String: String])?["job"] == jobId)
             }
@@ -89,8 +89,10 @@ struct BuilderAPITests {
             let listed = try #require(completed.json["jobs"] as? [[String: Any]])
             #expect(listed.count == 1 && candidateJobs.values.contains(listed[0]["id"] as? String ?? ""))
             #expect((try await api.call(.get, "/api/process/jobs?state=running", token: user.token)).json["total"] as? Int == 0)
-            let mlp = try #require(leaderboard.first { $0["model"] as? String == "NeuralNetMLP" })
-            #expect((mlp["params"] as? [String: String])?["ranks"]?.hasPrefix("2") == true, "\(mlp)")
+            for name in ["NeuralNetMLP", "GBDT"] {
+                let row = try #require(leaderboard.first { $0["model"] as? String == name })
+                #expect((row["params"] as? [String: String])?["ranks"]?.hasPrefix("2") == true, "\(row)")
+            }
             // Users cannot submit builder jobs themselves.
             let direct = try await api.call(.post, "/api/process/jobs", token: user.token,
                                             json: ["dataset_id": id, "target": "target", "model": "builder"])
