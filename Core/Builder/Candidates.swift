@@ -121,6 +121,16 @@ enum CandidatePlan {
         return (curve, best?.epoch ?? 0)
     }
 
+    /// One epoch per call of a cross-entropy classifier: data-parallel over the job's ranks, or here.
+    private static func classifierEpochs(_ network: any Layer, _ optimizer: any Optimizer, _ options: TrainingOptions, _ x: Tensor,
+                                         _ labels: [Int], _ parallel: (any CandidateParallelism)?) throws -> () throws -> Double {
+        if let parallel {
+            return try parallel.epochs(model: network, optimizer: optimizer, options: options, x: x, labels: labels)
+        }
+        let trainer = Trainer(model: network, loss: CrossEntropyLoss(), optimizer: optimizer, options: options)
+        return { Double(trainer.trainEpoch(x, labels).loss) }
+    }
+
     private func fitNetwork(_ c: TrainContext, budget: Double, parallel: (any CandidateParallelism)?) throws -> (TrainedModel, [CurvePoint], [String: String]) {
         let x = c.train.features
         let outputs = c.classification ? c.truth.k : 1
@@ -132,13 +142,7 @@ enum CandidatePlan {
         let curve: [CurvePoint]
         let bestEpoch: Int
         if c.classification {
-            let runEpoch: () throws -> Double
-            if let parallel {
-                runEpoch = try parallel.epochs(model: network, optimizer: optimizer, options: options, x: x, labels: c.yClass)
-            } else {
-                let trainer = Trainer(model: network, loss: CrossEntropyLoss(), optimizer: optimizer, options: options)
-                runEpoch = { Double(trainer.trainEpoch(x, c.yClass).loss) }
-            }
+            let runEpoch = try Self.classifierEpochs(network, optimizer, options, x, c.yClass, parallel)
             (curve, bestEpoch) = try Self.earlyStopped(c, parameters: network.parameters, maxEpochs: 200, patience: 15, budget: budget,
                                                        parallel: parallel, epoch: { _ in try runEpoch() },
                                                        predict: { c.truth.scored(.probabilities(softmaxRows(network.predict(c.val.features)), classes: outputs), c.metric) })
@@ -171,13 +175,7 @@ enum CandidatePlan {
         let images = Tensor(shape: [c.train.features.rows, channels, side, side], storage: c.train.features.storage)
         let valImages = Tensor(shape: [c.val.features.rows, channels, side, side], storage: c.val.features.storage)
         let options = TrainingOptions(epochs: 1, batchSize: 32, seed: c.seed &+ 1)
-        let runEpoch: () throws -> Double
-        if let parallel {
-            runEpoch = try parallel.epochs(model: network, optimizer: optimizer, options: options, x: images, labels: c.yClass)
-        } else {
-            let trainer = Trainer(model: network, loss: CrossEntropyLoss(), optimizer: optimizer, options: options)
-            runEpoch = { Double(trainer.trainEpoch(images, c.yClass).loss) }
-        }
+        let runEpoch = try Self.classifierEpochs(network, optimizer, options, images, c.yClass, parallel)
         let k = c.truth.k
         let (curve, bestEpoch) = try Self.earlyStopped(c, parameters: network.parameters, maxEpochs: 30, patience: 5, budget: budget,
                                                        parallel: parallel, epoch: { _ in try runEpoch() },

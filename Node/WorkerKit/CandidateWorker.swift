@@ -57,12 +57,8 @@ enum CandidateWorker {
         logger.info("builder candidate", metadata: ["builder.id": "\(job.runId)", "candidate": "\(job.candidate)",
                                                     "budget_s": "\(Int(job.budgetSeconds))", "mpi.size": "\(size)"])
         let telemetry = LoopTelemetry()
-        let reporter = Task {
-            await Worker.report(channel, configuration, rank: rank, telemetry: telemetry, logger: logger)
-        }
-        let outcome: CandidateOutcome
-        do {
-            outcome = try await mpi.run { _ in
+        let outcome = try await Worker.reporting(channel, configuration, rank: rank, telemetry: telemetry, logger: logger) {
+            try await mpi.run { _ in
                 let clock = ContinuousClock()
                 let start = clock.now
                 let dataset = try ColumnarDataset(path: datasetPath)
@@ -86,23 +82,12 @@ enum CandidateWorker {
                 logger.info("candidate trained", metadata: ["seconds": "\((clock.now - start).seconds)", "epochs": "\(outcome.curve.count)"])
                 return outcome
             }
-        } catch {
-            telemetry.finish()
-            await reporter.value
-            throw error
         }
-        telemetry.finish()
-        await reporter.value
         if rank == 0 {
-            let bytes = try outcome.encoded()
-            let model = try await Worker.uploadCheckpoint(channel, configuration, bytes: bytes, step: UInt64(outcome.curve.count),
-                                                          epoch: outcome.curve.count, worldSize: size, isFinal: true).checkpointId
             let metrics = String(decoding: try JSONSerialization.data(withJSONObject: outcome.row.metrics.filter { $0.value.isFinite },
                                                                        options: [.sortedKeys]), as: UTF8.self)
-            _ = try await channel.unary(WorkerServicePath.finishJob,
-                                        FinishJobRequest(jobId: configuration.jobId, attempt: configuration.attempt,
-                                                         metricsJSON: metrics, modelCheckpointId: model),
-                                        as: Empty.self, timeout: .seconds(60))
+            try await Worker.finish(channel, configuration, model: try outcome.encoded(), step: UInt64(outcome.curve.count),
+                                    epoch: outcome.curve.count, worldSize: size, metricsJSON: metrics)
             logger.info("builder candidate finished", metadata: ["candidate": "\(job.candidate)",
                                                                  "score": "\(outcome.row.evalMetric) \(outcome.row.scoreVal)"])
         }

@@ -82,38 +82,54 @@ public enum Worker {
         }
 
         let telemetry = LoopTelemetry()
-        let reporter = Task {
-            await report(channel, configuration, rank: rank, telemetry: telemetry, logger: logger)
-        }
         let loop = TrainingLoop(plan: plan, schema: schema, shardPath: fetched.path, resume: resume, telemetry: telemetry,
                                 rank: rank, size: size, runtime: mpi, log: { [logger] in logger.info("\($0)") })
         let backend = MPIAllreduceBackend(mpi)
-        let outcome: LoopOutcome
+        let outcome = try await reporting(channel, configuration, rank: rank, telemetry: telemetry, logger: logger) {
+            try await mpi.run { comm in try loop.run(backend, comm) }
+        }
+        if rank == 0 {
+            try await finish(channel, configuration, model: outcome.finalCheckpoint, step: outcome.step, epoch: outcome.epoch,
+                             worldSize: size, metricsJSON: outcome.metricsJSON)
+            logger.info("job finished", metadata: ["metrics": "\(outcome.metricsJSON)"])
+        }
+        try await mpi.barrier()
+        try mpi.close()
+    }
+
+    /// Runs the training (`body`) while a reporter task sends telemetry; whether it succeeds or throws,
+    /// the reporter sends the last metrics and checkpoints and stops before this returns (cancelling it
+    /// could cut an upload).
+    static func reporting<T>(_ channel: RPCChannel, _ configuration: WorkerConfiguration, rank: Int, telemetry: LoopTelemetry,
+                             logger: Logger, _ body: () async throws -> T) async throws -> T {
+        let reporter = Task {
+            await report(channel, configuration, rank: rank, telemetry: telemetry, logger: logger)
+        }
+        let result: T
         do {
-            outcome = try await mpi.run { comm in try loop.run(backend, comm) }
+            result = try await body()
         } catch {
             telemetry.finish()
             await reporter.value
             throw error
         }
-        // the reporter sends the last metrics and checkpoints, then stops (cancelling it could cut an upload)
         telemetry.finish()
         await reporter.value
+        return result
+    }
 
-        if rank == 0 {
-            var model = ""
-            if let final = outcome.finalCheckpoint {
-                model = try await uploadCheckpoint(channel, configuration, bytes: final, step: outcome.step, epoch: outcome.epoch,
-                                                   worldSize: size, isFinal: true).checkpointId
-            }
-            _ = try await channel.unary(WorkerServicePath.finishJob,
-                                        FinishJobRequest(jobId: configuration.jobId, attempt: configuration.attempt,
-                                                         metricsJSON: outcome.metricsJSON, modelCheckpointId: model),
-                                        as: Empty.self, timeout: .seconds(60))
-            logger.info("job finished", metadata: ["metrics": "\(outcome.metricsJSON)"])
+    /// Rank 0 at the end: uploads the final model (if any) and reports the holdout metrics.
+    static func finish(_ channel: RPCChannel, _ configuration: WorkerConfiguration, model bytes: [UInt8]?, step: UInt64, epoch: Int,
+                       worldSize: Int, metricsJSON: String) async throws {
+        var model = ""
+        if let bytes {
+            model = try await uploadCheckpoint(channel, configuration, bytes: bytes, step: step, epoch: epoch, worldSize: worldSize,
+                                               isFinal: true).checkpointId
         }
-        try await mpi.barrier()
-        try mpi.close()
+        _ = try await channel.unary(WorkerServicePath.finishJob,
+                                    FinishJobRequest(jobId: configuration.jobId, attempt: configuration.attempt,
+                                                     metricsJSON: metricsJSON, modelCheckpointId: model),
+                                    as: Empty.self, timeout: .seconds(60))
     }
 
     /// Sends telemetry every interval until cancelled.
