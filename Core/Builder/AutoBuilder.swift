@@ -235,8 +235,18 @@ public enum AutoBuilder {
             result.predictedVsActual = zip(v, truth.values).prefix(1000).map { [$0, $1] }
         }
         progress("permutation importance of \(rows[bestIndex].model)")
-        result.permutationImportance = try permutationImportance(bundle, val: prep.context.val, truth: truth, metric: metric,
-                                                                 base: rows[bestIndex].scoreVal, seed: request.seed)
+        let image = prep.plans.lazy.compactMap { plan -> (side: Int, channels: Int)? in
+            if case .cnn(let side, let channels) = plan { (side, channels) } else { nil }
+        }.first
+        let limit = max(10, request.timeBudgetSeconds / 10)
+        let (importance, complete) = try permutationImportance(bundle, val: prep.context.val, truth: truth, metric: metric,
+                                                               base: rows[bestIndex].scoreVal, seed: request.seed, image: image,
+                                                               limitSeconds: limit)
+        result.permutationImportance = importance
+        if image != nil { result.notes.append("permutation importance is measured per image patch (all channels of a block of pixels), not per pixel") }
+        if !complete {
+            result.notes.append("permutation importance stopped after \(Int(limit)) s: \(importance.count) of the columns were measured")
+        }
         result.seconds = seconds()
         return (result, bundle)
     }
@@ -378,42 +388,67 @@ public enum AutoBuilder {
         return points.enumerated().filter { $0.offset % step == 0 || $0.offset == points.count - 1 }.map(\.element)
     }
 
-    /// Score drop per input column when its values are shuffled across the validation rows.
+    /// Score drop per input column when its values are shuffled across the validation rows — per image
+    /// patch (a 4×4 grid of blocks, all channels) when the columns are an image's pixels; stops after
+    /// `limitSeconds` (answering false) so that a table of thousands of columns does not hold a run up.
     static func permutationImportance(_ bundle: ModelBundle, val: ModelInput, truth: Truth, metric: Metric, base: Double,
-                                      seed: UInt64) throws -> [[String]] {
+                                      seed: UInt64, image: (side: Int, channels: Int)? = nil,
+                                      limitSeconds: Double = .infinity) throws -> ([[String]], Bool) {
         var rng = SeededGenerator(seed: seed &+ 99)
-        var results: [(String, Double)] = []
-        var offset = 0
         let n = val.features.rows, width = val.features.columns
         let permutation: [Int] = {
             var p = Array(0..<n)
             p.shuffle(using: &rng)
             return p
         }()
-        for column in bundle.preprocessor.columns {
-            let block: Int
-            switch column.encoding {
-            case .numeric: block = 1
-            case .oneHot(let levels): block = levels.count + 1
-            case .dateParts: block = 5
-            }
-            var shuffled = val
-            for r in 0..<n {
-                for j in 0..<block {
-                    shuffled.features.storage[r * width + offset + j] = val.features.storage[permutation[r] * width + offset + j]
+        // Groups of feature positions, each shuffled together.
+        var groups: [(String, [Int])] = []
+        if let image, width == image.side * image.side * image.channels {
+            let step = max(1, (image.side + 3) / 4), plane = image.side * image.side
+            for y0 in stride(from: 0, to: image.side, by: step) {
+                for x0 in stride(from: 0, to: image.side, by: step) {
+                    var members: [Int] = []
+                    for c in 0..<image.channels {
+                        for y in y0..<min(image.side, y0 + step) {
+                            for x in x0..<min(image.side, x0 + step) { members.append(c * plane + y * image.side + x) }
+                        }
+                    }
+                    groups.append(("pixels y \(y0)–\(min(image.side, y0 + step) - 1), x \(x0)–\(min(image.side, x0 + step) - 1)", members))
                 }
             }
-            offset += block
-            let score = truth.scores(try bundle.predict(shuffled))[metric.name] ?? .nan
-            results.append((column.name, metric.higherIsBetter ? base - score : score - base))
+        } else {
+            var offset = 0
+            for column in bundle.preprocessor.columns {
+                let block: Int
+                switch column.encoding {
+                case .numeric: block = 1
+                case .oneHot(let levels): block = levels.count + 1
+                case .dateParts: block = 5
+                }
+                groups.append((column.name, Array(offset..<offset + block)))
+                offset += block
+            }
         }
-        if let text = bundle.textColumn, !val.texts.isEmpty {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var results: [(String, Double)] = []
+        var complete = true
+        for (name, members) in groups {
+            if (clock.now - start).seconds > limitSeconds { complete = false; break }
+            var shuffled = val
+            for r in 0..<n {
+                for j in members { shuffled.features.storage[r * width + j] = val.features.storage[permutation[r] * width + j] }
+            }
+            let score = truth.scores(try bundle.predict(shuffled))[metric.name] ?? .nan
+            results.append((name, metric.higherIsBetter ? base - score : score - base))
+        }
+        if complete, let text = bundle.textColumn, !val.texts.isEmpty {
             var shuffled = val
             shuffled.texts = permutation.map { val.texts[$0] }
             let score = truth.scores(try bundle.predict(shuffled))[metric.name] ?? .nan
             results.append((text, metric.higherIsBetter ? base - score : score - base))
         }
-        return results.sorted { $0.1 > $1.1 }.map { [$0.0, String(format: "%.5f", $0.1)] }
+        return (results.sorted { $0.1 > $1.1 }.map { [$0.0, String(format: "%.5f", $0.1)] }, complete)
     }
 
     /// The side and channel count of the image when the feature columns are the pixels of one square

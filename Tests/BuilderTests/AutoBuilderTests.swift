@@ -100,6 +100,8 @@ struct AutoBuilderTests {
         #expect(result.leaderboard.count >= 3)
         #expect(result.bestMetrics["accuracy"]! >= 0.99 - 0.01 - 0.04, "\(result.leaderboard.map { ($0.model, $0.scoreVal) })")
         try checkReport(result)
+        #expect(Set(result.permutationImportance.map { $0[0] })
+                == ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"])
         // Predictions of the held-back rows equal the run's own evaluation.
         let (csv, n) = try bundle.predictCSV(try heldBack("sklearn_iris.csv", rows: result.validationRowNumbers))
         #expect(n == result.validationRows)

@@ -205,6 +205,9 @@ struct BuilderAPITests {
             #expect(notes.contains("1797 images were decoded to 8×8 grey pixels") && notes.contains("2 images could not be read")
                     && notes.contains("broken.png") && notes.contains("progressive"), "\(notes)")
             #expect(run["rows"] as? Int == 1797)
+            // importance per image patch: a 4×4 grid of 2×2-pixel blocks
+            let importance = run["permutation_importance"] as? [[String]] ?? []
+            #expect(importance.count == 16 && importance.allSatisfy { $0[0].hasPrefix("pixels y ") }, "\(importance)")
             // the pixel table is a dataset of its own
             let list = try cluster.cli(["dataset", "list"])
             #expect(list.stdout.contains("digit-images (8x8 grey pixels)"), "\(list.stdout)")
