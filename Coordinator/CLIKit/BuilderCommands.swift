@@ -133,7 +133,8 @@ struct Build: AsyncParsableCommand {
         if let best = run["best"] as? [String: Any], let metrics = best["metrics"] as? [String: Double] {
             lines += ["", "best: \(best["model"] ?? "?") — " + metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")]
         }
-        lines += ["report: \(run["report_url"] ?? "")", "predict: nebula predict --model \(id) FILE.csv"]
+        let input = run["image_input"] is [String: Any] ? "IMAGE.png|IMAGE.jpg|DIR ..." : "FILE.csv"
+        lines += ["report: \(run["report_url"] ?? "")", "predict: nebula predict --model \(id) \(input)"]
         return lines.joined(separator: "\n")
     }
 }

@@ -249,6 +249,7 @@ public actor BuilderService {
                                                               notes: finalNotes, started: { (clock.now - started).seconds }, progress: progress)
                 result.candidateJobs = candidateJobs
                 bundle.image = image
+                result.imageInput = image
                 try bundle.encoded().write(to: URL(fileURLWithPath: self.modelPath(id)), options: .atomic)
                 try BuilderReport.html(result, title: title, runId: id).write(toFile: self.reportPath(id), atomically: true, encoding: .utf8)
                 let encoder = JSONEncoder()

@@ -108,4 +108,6 @@ public struct BuilderResult: Codable, Sendable {
     public var notes: [String]
     /// Candidate name → the cluster job that trained it (runs whose candidates ran as jobs).
     public var candidateJobs: [String: String]?
+    /// Set when the run trained on an image-folder dataset: the model also predicts image files.
+    public var imageInput: ImageInput?
 }

@@ -205,6 +205,7 @@ struct BuilderAPITests {
             #expect(notes.contains("1797 images were decoded to 8×8 grey pixels") && notes.contains("2 images could not be read")
                     && notes.contains("broken.png") && notes.contains("progressive"), "\(notes)")
             #expect(run["rows"] as? Int == 1797)
+            #expect((run["image_input"] as? [String: Any])?["side"] as? Int == 8)
             // importance per image patch: a 4×4 grid of 2×2-pixel blocks
             let importance = run["permutation_importance"] as? [[String]] ?? []
             #expect(importance.count == 16 && importance.allSatisfy { $0[0].hasPrefix("pixels y ") }, "\(importance)")

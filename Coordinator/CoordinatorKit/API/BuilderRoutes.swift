@@ -190,7 +190,7 @@ extension APIRoutes {
         }
         guard withResult, let result = parsedJSON(run.resultJSON) as? [String: Any] else { return object }
         for key in ["task", "modality", "task_reason", "eval_metric", "leaderboard", "classes", "rows", "train_rows",
-                    "validation_rows", "holdout_fraction", "notes", "permutation_importance", "features", "skipped_columns"] {
+                    "validation_rows", "holdout_fraction", "notes", "permutation_importance", "features", "skipped_columns", "image_input"] {
             object[key] = result[key]
         }
         object["best"] = ["model": result["best_model"] ?? NSNull(), "metrics": result["best_metrics"] ?? NSNull()]
