@@ -211,9 +211,10 @@ struct Predict: AsyncParsableCommand {
     }
 
     private func isImage(_ path: String) -> Bool {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        guard !isDirectory(path), let handle = FileHandle(forReadingAtPath: path) else { return false }
         defer { try? handle.close() }
-        let head = [UInt8](handle.readData(ofLength: 8))
+        guard let data = try? handle.read(upToCount: 8) else { return false }
+        let head = [UInt8](data)
         return head.starts(with: [0x89, 0x50, 0x4E, 0x47]) || head.starts(with: [0xFF, 0xD8, 0xFF])
     }
 }

@@ -41,7 +41,7 @@ public enum ImagePixelTable {
         var largest = 0, colour = false
         for r in 0..<dataset.rowCount {
             guard let handle = FileHandle(forReadingAtPath: file(r)) else { continue }
-            let head = Array(handle.readData(ofLength: 64 << 10))
+            let head = Array((try? handle.read(upToCount: 64 << 10)) ?? Data())  // never readData: it traps on errors
             try? handle.close()
             if let h = ImageDecoder.header(head) {
                 largest = max(largest, h.width, h.height)

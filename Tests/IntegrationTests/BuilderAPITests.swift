@@ -224,6 +224,12 @@ struct BuilderAPITests {
             // names keep their folder (here: the true class)
             let right = rows.filter { r in r[0].split(separator: "/").first == r[1] }.count
             #expect(Double(right) / Double(max(1, rows.count)) >= 0.95, "\(right) of \(rows.count)")
+            // a directory whose images sit in subfolders (the folders are walked, not read as files)
+            let nested = cluster.dir.appendingPathComponent("nested/deeper")
+            try FileManager.default.createDirectory(at: nested, withIntermediateDirectories: true)
+            try Data(sample).write(to: nested.appendingPathComponent("nine.png"))
+            let walked = try cluster.cli(["predict", "--model", runId, cluster.dir.appendingPathComponent("nested").path])
+            #expect(walked.status == 0 && walked.stdout.contains("nested/deeper/nine.png,"), "\(walked.stderr)")
             // ... one image as image/png over the API, and a broken one refused with its name
             let api = APIClient(base: cluster.httpBase)
             let one = try Data(contentsOf: root.appendingPathComponent("7").appendingPathComponent(
