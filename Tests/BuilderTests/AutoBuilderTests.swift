@@ -142,7 +142,7 @@ struct AutoBuilderTests {
         let other = try AutoBuilder.prepare(penguins, reseeded)
         #expect(other.fingerprint != prep.fingerprint)
         #expect(prep.candidateNames == ["LogisticRegression", "NeuralNetMLP", "GBDT"])
-        #expect(prep.isDistributable("NeuralNetMLP") && !prep.isDistributable("GBDT"))
+        #expect(prep.isDistributable("NeuralNetMLP") && prep.isDistributable("GBDT") && !prep.isDistributable("LogisticRegression"))
 
         let job = CandidateJob(runId: "build-x", request: request, candidate: "GBDT", budgetSeconds: 10,
                                preprocessor: prep.preprocessor, fingerprint: prep.fingerprint)
