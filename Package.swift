@@ -146,7 +146,7 @@ let package = Package(
         .testTarget(name: "DatasetTests", dependencies: ["NebulaDataset", "NebulaCommon", "NebulaImage"], path: "Tests/DatasetTests"),
         .testTarget(name: "TrainingTests", dependencies: ["NebulaTraining", "NebulaEngine"], path: "Tests/TrainingTests"),
         .testTarget(name: "NodeTests",
-                    dependencies: ["NebulaNode", "NebulaModel", .product(name: "Logging", package: "swift-log")],
+                    dependencies: ["NebulaNode", "NebulaModel", "NebulaRPC", "NebulaCommon", .product(name: "Logging", package: "swift-log")],
                     path: "Tests/NodeTests"),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["NebulaRPC", "NebulaWire", "NebulaModel", "NebulaStore", "NebulaCommon", "NebulaNode",

@@ -40,8 +40,10 @@ public struct ShardCache: Sendable {
     }
 
     public struct Retry: Sendable {
-        /// Streams opened before giving up.
-        public var maxAttempts = 30
+        /// How long broken streams are retried without a byte arriving before the fetch gives up. A
+        /// coordinator restart (migrations, a database that comes back late) can take a minute on a
+        /// loaded machine; a count of attempts gave up after about 60 s whatever the progress.
+        public var patience: Duration = .seconds(180)
         public var backoff = Backoff(base: .milliseconds(200), cap: .seconds(3))
         public init() {}
     }
@@ -91,6 +93,7 @@ public struct ShardCache: Sendable {
         var attempts = 0
         var restartedAfterMismatch = false
         var backoff = retry.backoff
+        var lastProgress = ContinuousClock.now
         while true {
             if offset < shard.bytes || (offset == 0 && shard.bytes == 0) {
                 attempts += 1
@@ -112,12 +115,20 @@ public struct ShardCache: Sendable {
                         try writeAll(fd, chunk.data, at: offset, path: partial)
                         offset += UInt64(chunk.data.count)
                         received += UInt64(chunk.data.count)
+                        lastProgress = .now
+                        backoff.reset()
                         await progress(offset, shard.bytes)
                     }
                     guard offset == shard.bytes else {
                         throw RPCStatus(.unavailable, "the stream ended at \(offset) of \(shard.bytes) bytes")
                     }
-                } catch let status as RPCStatus where Self.isRetryable(status) && attempts < retry.maxAttempts {
+                } catch let status as RPCStatus where Self.isRetryable(status) {
+                    guard ContinuousClock.now - lastProgress < retry.patience else {
+                        throw RPCStatus(status.code, """
+                            shard \(shard.index) of \(datasetId): no byte arrived for \(retry.patience) over \(attempts) \
+                            attempts (stopped at byte \(offset) of \(shard.bytes); the partial file is kept): \(status.message)
+                            """)
+                    }
                     let delay = backoff.next()
                     logger.notice("shard transfer broke; resuming", metadata: [
                         "shard.index": "\(shard.index)", "shard.offset": "\(offset)", "error": "\(status)",

@@ -5,6 +5,7 @@ import NebulaModel
 import NebulaNode
 import NebulaRPC
 import NebulaWire
+import Synchronization
 import Testing
 
 /// Datasets end to end: the `nebula` CLI uploads to a real coordinator process (with a real
@@ -276,13 +277,21 @@ struct DatasetServiceTests {
             defer { channel.close() }
             let cache = try ShardCache(directory: cluster.dir.appendingPathComponent("cache").path, logger: Logger(label: "test"))
             let killed = Flag()
-            let fetched = try await cache.fetch(shard, of: id, over: channel, chunkBytes: 64 << 10) { done, _ in
-                // after the first chunk: the coordinator dies mid-stream and comes back
-                if !killed.value, done > 0 {
-                    killed.value = true
-                    cluster.coordinator?.killHard()
-                    try? cluster.startCoordinator()
+            let restartError = Mutex<String?>(nil)
+            let fetched: ShardCache.Fetch
+            do {
+                fetched = try await cache.fetch(shard, of: id, over: channel, chunkBytes: 64 << 10) { done, _ in
+                    // after the first chunk: the coordinator dies mid-stream and comes back
+                    if !killed.value, done > 0 {
+                        killed.value = true
+                        cluster.coordinator?.killHard()
+                        do { try cluster.startCoordinator() } catch { restartError.withLock { $0 = "\(error)" } }
+                    }
                 }
+            } catch {
+                // what the coordinators said, so a failure on a loaded machine can be read afterwards
+                Issue.record("the fetch failed: \(error); restart: \(restartError.withLock { $0 } ?? "ok")\n\(cluster.logs())")
+                throw error
             }
             #expect(killed.value)
             #expect(fetched.attempts >= 2, "the broken stream was retried")
