@@ -26,6 +26,8 @@
 # Gradients are what the layer averages, so the Swift side also copies them in (scaled by the rank's
 # sample count) and out (scaled by 1/Σ counts); the C loop does no copies and no weighting.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 
 np=2
 rounds=3
@@ -45,16 +47,12 @@ while [[ $# -gt 0 ]]; do
     --skip-mlp) mlp=0; shift ;;
     --mlp-rows) mlp_rows=$2; shift 2 ;;
     --mlp-epochs) mlp_epochs=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "allreduce: unknown argument: $1 (see --help)" >&2; exit 1 ;;
+    -h|--help) bench_help ;;
+    *) bench_bad_argument "$1" ;;
   esac
 done
 
-root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cd "$root"
-info() { printf 'allreduce: %s\n' "$*" >&2; }
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-source bench/lib.sh
 
 out=$(mktemp -d /tmp/nebula-allreduce-bench.XXXXXX)
 trap 'rm -rf "$out"' EXIT

@@ -18,6 +18,8 @@
 #      to the in-process one (what dispatching candidates as jobs costs).
 # Nebula stops each candidate early within --budget seconds (split equally); scikit-learn has no budget.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 
 budget=60
 datasets="iris wine penguins seattle diabetes digits rotten"
@@ -29,16 +31,12 @@ while [[ $# -gt 0 ]]; do
     --datasets) datasets=$2; shift 2 ;;
     --cluster) cluster=1; shift ;;
     --scratch-path) scratch=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "builder: unknown argument: $1 (see --help)" >&2; exit 1 ;;
+    -h|--help) bench_help ;;
+    *) bench_bad_argument "$1" ;;
   esac
 done
 
-root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cd "$root"
-info() { printf 'builder: %s\n' "$*" >&2; }
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-source bench/lib.sh
 
 venv=bench/.venv-sklearn
 bench_venv "$venv" "sklearn, pandas" numpy==2.4.6 scipy==1.17.1 scikit-learn==1.9.1 pandas==3.1.1

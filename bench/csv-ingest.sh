@@ -18,6 +18,8 @@
 # `uptime` is low). The page cache is warm for everyone (`cat` of the file first).
 # The baselines folder is $NEBULA_BASELINES_DIR, else ../shared/baselines beside the repository.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 
 rounds=3
 rows=12000000
@@ -31,16 +33,12 @@ while [[ $# -gt 0 ]]; do
     --threads) threads=$2; shift 2 ;;
     --tools) tools=$2; shift 2 ;;
     --scratch-path) scratch=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "csv-ingest: unknown argument: $1 (see --help)" >&2; exit 1 ;;
+    -h|--help) bench_help ;;
+    *) bench_bad_argument "$1" ;;
   esac
 done
 
-root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cd "$root"
-info() { printf 'csv-ingest: %s\n' "$*" >&2; }
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-source bench/lib.sh
 bench_baselines csv-ingest csv_bench.py gen_big_csv.py
 
 venv=bench/.venv-csv

@@ -16,6 +16,8 @@
 # wrk runs on the same 2-core machine as the servers, so absolute numbers are low for both; the
 # ratio is what this measures. Both servers get the same number of PostgreSQL connections in all.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 
 duration=15
 connections=64
@@ -33,16 +35,12 @@ while [[ $# -gt 0 ]]; do
     --workers) workers=$2; shift 2 ;;
     --db-connections) dbconns=$2; shift 2 ;;
     --scratch-path) scratch=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "http-api: unknown argument: $1 (see --help)" >&2; exit 1 ;;
+    -h|--help) bench_help ;;
+    *) bench_bad_argument "$1" ;;
   esac
 done
 
-root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cd "$root"
-info() { printf 'http-api: %s\n' "$*" >&2; }
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-source bench/lib.sh
 
 if ! command -v wrk >/dev/null; then
   info "installing wrk (apt)"

@@ -12,6 +12,8 @@
 # Needs root and the cgroup v1 memory controller at /sys/fs/cgroup/memory; where it cannot make a
 # cgroup it says so and runs without a hard limit, reporting the peak RSS only.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 
 gb=2
 budget_mb=256
@@ -23,13 +25,11 @@ while [[ $# -gt 0 ]]; do
     --budget-mb) budget_mb=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --scratch-path) scratch=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "ingest-budget: unknown argument: $1 (see --help)" >&2; exit 1 ;;
+    -h|--help) bench_help ;;
+    *) bench_bad_argument "$1" ;;
   esac
 done
-root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cd "$root"
-info() { printf 'ingest-budget: %s\n' "$*" >&2; }
 
 mkdir -p bench/.cache
 data=bench/.cache/budget-${gb}g.csv

@@ -1,5 +1,23 @@
 # shellcheck shell=bash
-# Shared by the bench/*.sh scripts (sourced, not run). Expects `root` (the repository) to be set.
+# Shared by the bench/*.sh scripts, sourced right after `set -euo pipefail`: sets `root` (the
+# repository) and `bench_name` (the script's name without .sh) and gives `info MESSAGE`, `bench_help`
+# (prints the script's header comment) and `bench_bad_argument ARG`.
+
+bench_script=$(readlink -f "${BASH_SOURCE[1]}")
+bench_name=$(basename "$bench_script" .sh)
+root=$(cd "$(dirname "$bench_script")/.." && pwd)
+
+info() { printf '%s: %s\n' "$bench_name" "$*" >&2; }
+
+bench_help() {
+  sed -n '2,/^set -euo/p' "$bench_script" | sed -e '$d' -e 's/^# \{0,1\}//'
+  exit 0
+}
+
+bench_bad_argument() {
+  echo "$bench_name: unknown argument: $1 (see --help)" >&2
+  exit 1
+}
 
 # bench_baselines NAME FILE...: sets `baselines` to $NEBULA_BASELINES_DIR, else ../shared/baselines
 # beside the repository, and stops with a message naming the missing reference script.

@@ -15,6 +15,8 @@
 # --rounds R alternates Nebula and PyTorch R times (the machine is shared: look at the loadavg column).
 # The baselines folder is $NEBULA_BASELINES_DIR, else ../shared/baselines beside the repository.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 
 epochs=3
 threads="1 2"
@@ -28,16 +30,12 @@ while [[ $# -gt 0 ]]; do
     --rounds) rounds=$2; shift 2 ;;
     --rows) rows=$2; shift 2 ;;
     --scratch-path) scratch=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "mlp-throughput: unknown argument: $1 (see --help)" >&2; exit 1 ;;
+    -h|--help) bench_help ;;
+    *) bench_bad_argument "$1" ;;
   esac
 done
 
-root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cd "$root"
-info() { printf 'mlp-throughput: %s\n' "$*" >&2; }
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-source bench/lib.sh
 bench_baselines mlp-throughput torch_mlp.py synth.py
 
 venv=bench/.venv-torch  # several GB
