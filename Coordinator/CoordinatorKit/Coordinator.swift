@@ -65,7 +65,7 @@ public final class Coordinator: Sendable {
     public let jobs: JobManager
     private let server: RPCServer
     private let api: APIServer?
-    private let tasks: [Task<Void, Never>]
+    private let tasks: BackgroundTasks
     private let persistFeed: AsyncStream<[StoreRecord]>.Continuation
     private let logger: Logger
 
@@ -103,7 +103,6 @@ public final class Coordinator: Sendable {
         let jobs = try JobManager(configuration: configuration.jobs, store: JobStore(client: client), datasets: datasets,
                                   registry: registry, dataDirectory: configuration.dataDirectory, persist: persist, logger: logger)
         try await jobs.recover()
-        relay.target = jobs
         let builder = try BuilderService(dataDirectory: configuration.dataDirectory, client: client, datasets: datasets, jobs: jobs,
                                          configuration: configuration.builder, logger: logger)
         try await builder.recover()
@@ -143,17 +142,17 @@ public final class Coordinator: Sendable {
 
         let writer = store.writer
         let tick = configuration.tickInterval
-        let tasks = [
-            Task { for await batch in feed { await writer.append(batch) } },
-            Task { await writer.run() },
-            Task {
+        let tasks = BackgroundTasks(
+            feed: Task { for await batch in feed { await writer.append(batch) } },
+            writer: Task { await writer.run() },
+            ticks: Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: tick)
                     await registry.tick()
                     await jobs.tick()
                 }
             },
-        ]
+            nodeRows: Task { await relay.deliver(to: jobs) })
         logger.info("coordinator started", metadata: [
             "rpc.port": "\(server.port)", "http.port": "\(api?.port ?? 0)", "data.dir": "\(configuration.dataDirectory)",
             "detector.heartbeat": "\(configuration.detector.heartbeatInterval)",
@@ -165,7 +164,7 @@ public final class Coordinator: Sendable {
     }
 
     private init(configuration: CoordinatorConfiguration, registry: NodeRegistry, store: CoordinatorStore, hub: LogHub,
-                 datasets: DatasetService, jobs: JobManager, server: RPCServer, api: APIServer?, tasks: [Task<Void, Never>], persistFeed: AsyncStream<[StoreRecord]>.Continuation,
+                 datasets: DatasetService, jobs: JobManager, server: RPCServer, api: APIServer?, tasks: BackgroundTasks, persistFeed: AsyncStream<[StoreRecord]>.Continuation,
                  logger: Logger) {
         self.configuration = configuration
         self.registry = registry
@@ -186,11 +185,12 @@ public final class Coordinator: Sendable {
         await api?.shutdown()
         await server.shutdown(grace: .seconds(1))
         await datasets.shutdown()
-        tasks[2].cancel()
+        tasks.ticks.cancel()
+        tasks.nodeRows.cancel()
         persistFeed.finish()
-        await tasks[0].value
-        tasks[1].cancel()
-        await tasks[1].value
+        await tasks.feed.value
+        tasks.writer.cancel()
+        await tasks.writer.value
         await store.writer.flush()
     }
 
@@ -256,20 +256,32 @@ func constantTimeEqual(_ a: String, _ b: String) -> Bool {
     return diff == 0
 }
 
-/// Hands node rows to the job manager once it exists (the registry is created before it).
-final class NodeChangeRelay: @unchecked Sendable {
-    // Thread-safety: `target` is written once at start under `lock`, read under it.
-    private let lock = NSLock()
-    private var _target: JobManager?
-    var target: JobManager? {
-        get { lock.withLock { _target } }
-        set { lock.withLock { _target = newValue } }
+/// The coordinator's long-running tasks, stopped in this order at shutdown: ticks and node rows,
+/// then the persist feed drains into the writer, then the writer.
+struct BackgroundTasks {
+    var feed: Task<Void, Never>
+    var writer: Task<Void, Never>
+    var ticks: Task<Void, Never>
+    var nodeRows: Task<Void, Never>
+}
+
+/// Hands node rows to the job manager, one at a time and in the order the registry produced them
+/// (a node that goes DOWN and registers again must not reach the scheduler as UP then DOWN). Rows
+/// produced before the job manager exists wait in the stream.
+final class NodeChangeRelay: Sendable {
+    private let rows: AsyncStream<NodeRow>
+    private let continuation: AsyncStream<NodeRow>.Continuation
+
+    init() {
+        (rows, continuation) = AsyncStream.makeStream(of: NodeRow.self, bufferingPolicy: .unbounded)
     }
 
     func forward(_ records: [StoreRecord]) {
-        guard let target else { return }
-        for case .node(let row) in records {
-            Task { await target.nodeChanged(row) }
-        }
+        for case .node(let row) in records { continuation.yield(row) }
+    }
+
+    /// Runs until its task is cancelled.
+    func deliver(to target: JobManager) async {
+        for await row in rows { await target.nodeChanged(row) }
     }
 }

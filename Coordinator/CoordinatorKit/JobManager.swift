@@ -23,6 +23,16 @@ public struct JobConfiguration: Sendable {
 // PostgreSQL, on the wire and in the launch command, and ranks of an older attempt are refused at
 // JoinJob and told to stop at their next progress report.
 
+// Note [Ordered transition writes]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// The actor applies a scheduler decision at once and stores it in the background, so a slow
+// PostgreSQL never holds up scheduling. One decision can carry several transitions of one job
+// (running → completing → completed when the last rank reports). Each used to be stored by a task
+// of its own, and tasks run in any order: under load 'completing' was written after 'completed' and
+// the job stayed 'completing' in PostgreSQL for good while the coordinator had forgotten it. Each
+// job's writes now form a chain, every write waiting for the one before it; jobs do not wait for
+// each other.
+
 /// The thin shell around the pure `Scheduler`: persists every transition as a job_event, launches and
 /// stops attempts through the node agents, takes the ranks' reports, and ends hung attempts.
 public actor JobManager {
@@ -41,6 +51,9 @@ public actor JobManager {
     private var rankInfo: [String: [Int: (node: String, host: String, pid: Int)]] = [:]
     private var finished: Set<String> = []
     private var nextSequence: Int64 = 0
+    /// The last stored transition of each active job: the next one waits for it, so PostgreSQL sees a
+    /// job's transitions in the order they happened (Note [Ordered transition writes]).
+    private var transitionWrites: [String: Task<Void, Never>] = [:]
 
     init(configuration: JobConfiguration, store: JobStore, datasets: DatasetService, registry: NodeRegistry, dataDirectory: String,
          persist: @escaping @Sendable ([StoreRecord]) -> Void, logger: Logger) throws {
@@ -460,7 +473,9 @@ public actor JobManager {
                 let snapshot = job
                 let store = self.store
                 let logger = self.logger
-                Task {
+                let previous = transitionWrites[id]
+                transitionWrites[id] = Task {
+                    await previous?.value
                     do {
                         try await store.transition(snapshot, from: from?.rawValue, to: to.rawValue, attempt: snapshot.attempt,
                                                    reason: reason)
@@ -472,6 +487,7 @@ public actor JobManager {
                 if to.isTerminal {
                     jobs[id] = nil
                     watchdogs[id] = nil
+                    transitionWrites[id] = nil  // the write goes on; nothing comes after a terminal state
                 }
             case .launch(let id, let attempt, let nodes):
                 guard var job = jobs[id] else { continue }

@@ -293,7 +293,8 @@ struct APITests {
     }
 
     @Test func rateLimitsErrorsMetricsAndOpenAPI() async throws {
-        try await withAPI(["--rate-limit", "read=60/min:3", "--rate-limit", "auth=60/min:4",
+        // Refill slowly (one token per 10 minutes), so a slow machine cannot refill a bucket mid-test.
+        try await withAPI(["--rate-limit", "read=0.1/min:3", "--rate-limit", "auth=0.1/min:4",
                            "--cors-origin", "https://lab.example.org", "--request-log-retention", "20s"]) { cluster, api, _ in
             let user = try await api.register("rl@example.org")  // auth token 1 of 4
             let fresh = try await api.register("openapi@example.org", password: "openapi-password-1")  // 2 of 4

@@ -76,7 +76,10 @@ public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
         self.perMinute = perMinute
         self.burst = burst
     }
-    public var description: String { "\(Int(perMinute))/min burst \(burst)" }
+    public var description: String {
+        let rate = perMinute == perMinute.rounded() ? "\(Int(perMinute))" : "\(perMinute)"
+        return "\(rate)/min burst \(burst)"
+    }
 }
 
 /// Route groups and their limits; `--rate-limit GROUP=N/min[:BURST]` changes one.
