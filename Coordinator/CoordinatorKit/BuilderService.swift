@@ -33,6 +33,9 @@ public struct BuilderConfiguration: Sendable {
     public var queueTimeout: Duration = .seconds(600)
     /// The largest side of the pixel tables made from image folders (Note [Images as pixel tables]).
     public var imageSide = 32
+    /// A candidate trained over several nodes whose ranks wait this long on one that does not reach
+    /// the same collective operation is stopped (the job's CollectiveWatchdog, as for training jobs).
+    public var stallTimeout: Duration = .seconds(120)
     public init() {}
 }
 
@@ -184,7 +187,7 @@ public actor BuilderService {
                 let nodes = large && prep.isDistributable(name) ? max(1, configuration.maxNodes) : 1
                 let spec = JobSpec(name: "\(id):\(name)", datasetId: datasetId, target: request.target, model: "builder",
                                    minNodes: 1, maxNodes: nodes, seed: request.seed, maxRestarts: 1, task: prep.task.rawValue,
-                                   user: run.owner, stallTimeoutSeconds: 0, builder: try candidate.encoded())
+                                   user: run.owner, stallTimeoutSeconds: Int(max(1, configuration.stallTimeout.seconds)), builder: try candidate.encoded())
                 let info = try await jobs.submit(spec, builderCandidate: true)
                 submitted[name] = info.jobId
                 try await client.execute("UPDATE builder_runs SET candidate_jobs = $2::jsonb WHERE id = $1",

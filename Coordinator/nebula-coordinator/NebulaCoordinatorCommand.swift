@@ -64,6 +64,7 @@ struct Serve: AsyncParsableCommand {
     var builderDistributedRows = 100_000
     @Option(help: "The most nodes one builder candidate takes (1–256).") var builderMaxNodes = 4
     @Option(help: "A builder candidate job that no node took within this long is cancelled, e.g. 10m.") var builderQueueTimeout = "10m"
+    @Option(help: "A builder candidate trained over several nodes is stopped when its ranks wait this long on a rank that does not reach the same collective operation, e.g. 2m.") var builderStallTimeout = "2m"
     @Option(help: "Largest side (pixels) of the images of image-folder datasets when the builder trains on them (4–256).")
     var builderImageSide = 32
     @Flag(help: "Only admins create accounts (POST /api/users); POST /api/auth/register is refused.") var closedRegistration = false
@@ -126,6 +127,7 @@ struct Serve: AsyncParsableCommand {
         config.builder.distributedRows = builderDistributedRows
         config.builder.maxNodes = builderMaxNodes
         config.builder.queueTimeout = try duration(builderQueueTimeout, "--builder-queue-timeout")
+        config.builder.stallTimeout = try duration(builderStallTimeout, "--builder-stall-timeout")
         guard (4...256).contains(builderImageSide) else { throw ValidationError("--builder-image-side must be between 4 and 256") }
         config.builder.imageSide = builderImageSide
 

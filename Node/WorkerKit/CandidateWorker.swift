@@ -10,17 +10,25 @@ import NebulaRPC
 import NebulaWire
 
 /// Data-parallel candidate training over the ranks of a job: DataParallelTrainer on the given backend
-/// (Note [Candidates as cluster jobs]). Call it on the MPI thread.
+/// (Note [Candidates as cluster jobs]). Call it on the MPI thread. With a `counter`, every collective
+/// operation (gradient sums, the stop decision, GBDT histogram sums) is numbered for the
+/// coordinator's hang watchdog, as for training jobs.
 public final class MPICandidateParallelism: CandidateParallelism {
     let backend: any AllreduceBackend
     let runtime: MPIRuntime
+    let counter: CollectiveCounter?
 
-    public init(_ runtime: MPIRuntime) {
+    public init(_ runtime: MPIRuntime, counter: CollectiveCounter? = nil) {
         self.runtime = runtime
-        backend = MPIAllreduceBackend(runtime)
+        self.counter = counter
+        let mpi = MPIAllreduceBackend(runtime)
+        backend = counter.map { CountingBackend(inner: mpi, counter: $0) } ?? mpi
     }
 
-    public func gbdtCollective() -> any GBDTCollective { MPIGBDTCollective(runtime) }
+    public func gbdtCollective() -> any GBDTCollective {
+        guard let counter else { return MPIGBDTCollective(runtime) }
+        return CountingCollective(inner: MPIGBDTCollective(runtime), counter: counter)
+    }
 
     public var rank: Int { backend.rank }
     public var size: Int { backend.size }
@@ -47,6 +55,46 @@ public final class MPICandidateParallelism: CandidateParallelism {
     }
 }
 
+/// Numbers every operation of a backend for the hang watchdog; forwards each one (the protocol's
+/// defaults would lose the non-blocking and Float16 forms).
+final class CountingBackend: AllreduceBackend {
+    let inner: any AllreduceBackend
+    let counter: CollectiveCounter
+
+    init(inner: any AllreduceBackend, counter: CollectiveCounter) {
+        self.inner = inner
+        self.counter = counter
+    }
+
+    var rank: Int { inner.rank }
+    var size: Int { inner.size }
+
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        counter.enter()
+        try inner.allreduceSum(buffer)
+    }
+
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float16>) throws {
+        counter.enter()
+        try inner.allreduceSum(buffer)
+    }
+
+    func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> any PendingAllreduce {
+        counter.enter()
+        return try inner.startAllreduceSum(buffer)
+    }
+
+    func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float16>) throws -> any PendingAllreduce {
+        counter.enter()
+        return try inner.startAllreduceSum(buffer)
+    }
+
+    func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
+        counter.enter()
+        try inner.broadcast(buffer, root: root)
+    }
+}
+
 /// The ranks of a builder candidate job (model "builder", Note [Candidates as cluster jobs]): every
 /// rank reads the whole dataset and prepares the coordinator's run; rank 0 sends the outcome back.
 enum CandidateWorker {
@@ -66,7 +114,7 @@ enum CandidateWorker {
                 guard prep.fingerprint == job.fingerprint else {
                     throw WorkerError("this node's copy of dataset \(plan.spec.datasetId) gives another training/validation split (\(prep.fingerprint)) than the coordinator's (\(job.fingerprint)): the dataset changed or the nodes run another Nebula version")
                 }
-                let parallelism = size > 1 ? MPICandidateParallelism(mpi) : nil
+                let parallelism = size > 1 ? MPICandidateParallelism(mpi, counter: CollectiveCounter { telemetry.entered($0) }) : nil
                 // A progress point per epoch, so `nebula job show` tells how far the candidate got.
                 let rows = UInt64(prep.trainRows.count)
                 var last = clock.now

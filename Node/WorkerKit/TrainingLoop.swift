@@ -447,26 +447,37 @@ struct TrainingLoop {
 /// Counts the GBDT's collective operations for the hang watchdog (Note [Distributed GBDT jobs]).
 struct CountingCollective<Inner: GBDTCollective>: GBDTCollective {
     let inner: Inner
-    let telemetry: LoopTelemetry
-    private let counter = Counter()
+    let counter: CollectiveCounter
 
     init(inner: Inner, telemetry: LoopTelemetry) {
+        self.init(inner: inner, counter: CollectiveCounter { telemetry.entered($0) })
+    }
+
+    init(inner: Inner, counter: CollectiveCounter) {
         self.inner = inner
-        self.telemetry = telemetry
+        self.counter = counter
     }
 
     func sum(_ buffer: UnsafeMutableBufferPointer<Double>) {
-        telemetry.entered(counter.next())
+        counter.enter()
         inner.sum(buffer)
     }
 
     func max(_ buffer: UnsafeMutableBufferPointer<Double>) {
-        telemetry.entered(counter.next())
+        counter.enter()
         inner.max(buffer)
     }
+}
 
-    final class Counter: Sendable {
-        private let value = Mutex<UInt64>(0)
-        func next() -> UInt64 { value.withLock { $0 += 1; return $0 } }
-    }
+/// Numbers a rank's collective operations 1, 2, 3, ... and tells `entered` each number before the
+/// operation starts (what the coordinator's CollectiveWatchdog compares across ranks).
+public final class CollectiveCounter: Sendable {
+    private let value = Mutex<UInt64>(0)
+    private let entered: @Sendable (UInt64) -> Void
+
+    public init(_ entered: @escaping @Sendable (UInt64) -> Void) { self.entered = entered }
+
+    public var count: UInt64 { value.withLock { $0 } }
+
+    func enter() { entered(value.withLock { $0 += 1; return $0 }) }
 }

@@ -34,7 +34,8 @@ struct BuilderAPITests {
     /// The candidates run as cluster jobs on two agents; with the distribution threshold at 100 rows,
     /// the MLP and the GBDT of wine (178 rows) train over both nodes.
     @Test func buildReportModelPredictAndRefusals() async throws {
-        try await withTestCluster(coordinatorFlags: ["--builder-distributed-rows", "100"], agents: ["node-a", "node-b"]) { cluster in
+        try await withTestCluster(coordinatorFlags: ["--builder-distributed-rows", "100", "--builder-stall-timeout", "45s"],
+                                  agents: ["node-a", "node-b"]) { cluster in
             let api = APIClient(base: cluster.httpBase)
             try await eventually("the HTTP API answers", timeout: .seconds(30)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
             let user = try await api.register("builder@example.org")
@@ -78,6 +79,8 @@ struct BuilderAPITests {
                 let job = try await api.call(.get, "/api/process/jobs/\(jobId)", token: user.token)
                 #expect(job.status == 200 && job.json["state"] as? String == "completed", "\(name): \(job.text.prefix(400))")
                 #expect((job.json["spec"] as? [String: Any])?["model"] as? String == "builder")
+                // watched for hung collectives like any job
+                #expect((job.json["spec"] as? [String: Any])?["stall_timeout_seconds"] as? Int == 45, "\(job.text.prefix(400))")
                 let nodes = job.json["nodes"] as? [String] ?? []
                 #expect(name == "LogisticRegression" ? nodes.count == 1 : nodes.count == 2, "\(name) ran on \(nodes)")
                 let row = try #require(leaderboard.first { $0["model"] as? String == name })
@@ -240,6 +243,50 @@ struct BuilderAPITests {
             let broken = try await api.call(.post, "/api/process/models/\(runId)/predict?name=bad.png", token: cluster.adminToken,
                                             body: Data(sample.prefix(30)), headers: ["Content-Type": "image/png"])
             #expect(broken.status == 422 && broken.errorMessage.contains("bad.png"), "\(broken.text)")
+        }
+    }
+
+    /// A candidate trained over two nodes whose rank 1 stops (SIGSTOP) is ended by the coordinator's
+    /// hang watchdog like any job: the job fails naming the rank, the run completes with the other
+    /// candidates and names the failed one in its notes.
+    @Test func aStalledCandidateRankIsEndedAndTheRunGoesOn() async throws {
+        try await withTestCluster(coordinatorFlags: ["--builder-distributed-rows", "100", "--builder-stall-timeout", "5s"],
+                                  agents: ["node-a", "node-b"]) { cluster in
+            let api = APIClient(base: cluster.httpBase)
+            try await eventually("the HTTP API answers", timeout: .seconds(30)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
+            let user = try await api.register("stall@example.org")
+            let csv = try Data(contentsOf: Self.data.appendingPathComponent("sklearn_digits_8x8.csv"))
+            let id = try await upload(api, user.token, name: "digits.csv", csv: csv)
+            let start = try await api.call(.post, "/api/process/builder", token: user.token,
+                                           json: ["dataset_id": id, "target": "label", "time_budget": "60s"])
+            let runId = try #require(start.json["id"] as? String, "\(start.text)")
+            // the CNN (the slowest candidate) as soon as its second rank runs
+            var jobId = ""
+            var pid: Int32 = 0
+            try await eventually("the CNN candidate runs on two ranks", timeout: .seconds(300), poll: .milliseconds(100),
+                                 context: { cluster.logs() }) {
+                let jobs = (try await api.call(.get, "/api/process/builder/\(runId)", token: user.token)).json["jobs"] as? [String: String]
+                guard let cnn = jobs?["CNN"] else { return false }
+                jobId = cnn
+                let r = try cluster.cli(["job", "show", cnn, "--json"])
+                guard r.status == 0, let job = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any],
+                      job["state"] as? String == "running",
+                      let rank = (job["ranks"] as? [[String: Any]])?.first(where: { $0["rank"] as? Int == 1 }),
+                      let p = rank["pid"] as? Int, p > 0 else { return false }
+                pid = Int32(p)
+                return true
+            }
+            #expect(kill(pid, SIGSTOP) == 0)
+            defer { kill(pid, SIGCONT) }
+            let run = try await waitForRun(api, user.token, runId)
+            #expect(run.json["state"] as? String == "completed", "\(run.text.prefix(600))")
+            let job = try await api.call(.get, "/api/process/jobs/\(jobId)", token: user.token)
+            #expect(job.json["state"] as? String == "failed", "\(job.text.prefix(400))")
+            #expect((job.json["reason"] as? String ?? "").contains("hang: rank 1"), "\(job.text.prefix(400))")
+            let notes = (run.json["notes"] as? [String] ?? []).joined(separator: "\n")
+            #expect(notes.contains("CNN (job \(jobId)) failed"), "\(notes)")
+            let models = (run.json["leaderboard"] as? [[String: Any]] ?? []).compactMap { $0["model"] as? String }
+            #expect(!models.contains("CNN") && models.contains("NeuralNetMLP"), "\(models)")
         }
     }
 

@@ -47,10 +47,11 @@ extension MPIWorldTests {
             _ = try CSVIngest.ingest(csv: Self.data.appendingPathComponent(c.file).path, to: path)
             let request = BuilderRequest(target: c.target, timeBudgetSeconds: 60)
             let mpi = self.mpi
+            let counter = CollectiveCounter { _ in }
             let (outcome, checksum) = try await mpi.run { _ in
                 let prep = try AutoBuilder.prepare(try ColumnarDataset(path: path), request)
                 let outcome = try AutoBuilder.train(prep, candidate: c.candidate, budget: c.budget,
-                                                    parallelism: MPICandidateParallelism(mpi))
+                                                    parallelism: MPICandidateParallelism(mpi, counter: counter))
                 let parameters: [[Float]]
                 switch outcome.model {
                 case .mlp(_, let p, _, _), .cnn(_, let p, _): parameters = p
@@ -64,8 +65,11 @@ extension MPIWorldTests {
             if mpi.size > 1 {
                 #expect(outcome.row.params["ranks"] == "\(mpi.size) (data-parallel)")
             }
-            // Same epochs and bit-identical parameters on every rank: max(x) == x and max(−x) == −x.
-            let mine = [Double(outcome.curve.count), -Double(outcome.curve.count), checksum, -checksum]
+            // Same epochs, bit-identical parameters and the same number of collective operations (what
+            // the hang watchdog compares) on every rank: max(x) == x and max(−x) == −x.
+            let operations = Double(counter.count)
+            if mpi.size > 1 { #expect(operations > 0, "the collectives were counted") }
+            let mine = [Double(outcome.curve.count), -Double(outcome.curve.count), checksum, -checksum, operations, -operations]
             let most = try await mpi.allreduce(mine, op: .max)
             #expect(most == mine, "rank \(mpi.rank): \(mine) vs the ranks' maxima \(most)")
             let score = outcome.row.scoreVal
