@@ -22,7 +22,7 @@ struct APITests {
         let roomy = ["--rate-limit", "auth=6000/min:1000", "--rate-limit", "upload=6000/min:1000"]
         try await withTestCluster(coordinatorFlags: ["--jwt-secret-file", file.path] + roomy + flags, agents: agents) { cluster in
             let api = APIClient(base: cluster.httpBase)
-            try await eventually("the HTTP API answers", timeout: .seconds(30)) {
+            try await eventually("the HTTP API answers", timeout: .seconds(120)) {
                 (try? await api.call(.get, "/healthz"))?.status == 200
             }
             try await body(cluster, api, secret)
@@ -367,7 +367,7 @@ struct APITests {
 
             // Request records reach PostgreSQL in batches.
             let db = PostgresClient(url: cluster.databaseURL, logger: Logger(label: "test.api"))
-            try await eventually("request records are stored", timeout: .seconds(30)) {
+            try await eventually("request records are stored", timeout: .seconds(120)) {
                 let rows = try await db.query("SELECT count(*) AS n FROM api_requests WHERE route = '/api/datasets' AND status = 429")
                 return try rows.first?.int("n") ?? 0 >= 1
             }
@@ -376,7 +376,7 @@ struct APITests {
                 INSERT INTO api_requests (time, request_id, method, route, status, duration_ms)
                 VALUES (now() - interval '1 hour', 'old-record', 'GET', '/old', 200, 1)
                 """)
-            try await eventually("the old record is pruned", timeout: .seconds(30)) {
+            try await eventually("the old record is pruned", timeout: .seconds(120)) {
                 try await db.query("SELECT 1 FROM api_requests WHERE request_id = 'old-record'").isEmpty
             }
             #expect(try await db.query("SELECT count(*) AS n FROM api_requests").first?.int("n") ?? 0 > 0)
@@ -458,7 +458,7 @@ struct APITests {
             let https = HTTPClient(configuration: config)
             let url = URL(string: "https://127.0.0.1:\(cluster.httpPort)/healthz")!
             var answer: HTTPResponse?
-            try await eventually("the HTTPS API answers", timeout: .seconds(30)) {
+            try await eventually("the HTTPS API answers", timeout: .seconds(120)) {
                 answer = try? await https.send(HTTPRequest(url: url))
                 return answer?.status == 200
             }

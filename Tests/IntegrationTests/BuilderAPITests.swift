@@ -37,7 +37,7 @@ struct BuilderAPITests {
         try await withTestCluster(coordinatorFlags: ["--builder-distributed-rows", "100", "--builder-stall-timeout", "45s"],
                                   agents: ["node-a", "node-b"]) { cluster in
             let api = APIClient(base: cluster.httpBase)
-            try await eventually("the HTTP API answers", timeout: .seconds(30)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
+            try await eventually("the HTTP API answers", timeout: .seconds(120)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
             let user = try await api.register("builder@example.org")
             let csvText = try String(contentsOf: Self.data.appendingPathComponent("sklearn_wine.csv"), encoding: .utf8)
             let id = try await upload(api, user.token, name: "wine.csv", csv: Data(csvText.utf8))
@@ -253,7 +253,7 @@ struct BuilderAPITests {
         try await withTestCluster(coordinatorFlags: ["--builder-distributed-rows", "100", "--builder-stall-timeout", "5s"],
                                   agents: ["node-a", "node-b"]) { cluster in
             let api = APIClient(base: cluster.httpBase)
-            try await eventually("the HTTP API answers", timeout: .seconds(30)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
+            try await eventually("the HTTP API answers", timeout: .seconds(120)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
             let user = try await api.register("stall@example.org")
             let csv = try Data(contentsOf: Self.data.appendingPathComponent("sklearn_digits_8x8.csv"))
             let id = try await upload(api, user.token, name: "digits.csv", csv: csv)
@@ -295,7 +295,7 @@ struct BuilderAPITests {
     @Test func candidatesNoNodeTakesAreCancelled() async throws {
         try await withTestCluster(coordinatorFlags: ["--builder-queue-timeout", "2s"]) { cluster in
             let api = APIClient(base: cluster.httpBase)
-            try await eventually("the HTTP API answers", timeout: .seconds(30)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
+            try await eventually("the HTTP API answers", timeout: .seconds(120)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
             let user = try await api.register("queue@example.org")
             let csv = try Data(contentsOf: Self.data.appendingPathComponent("sklearn_iris.csv"))
             let id = try await upload(api, user.token, name: "iris.csv", csv: csv)
@@ -322,7 +322,7 @@ struct BuilderAPITests {
     @Test func interruptedRunCancelsItsJobs() async throws {
         try await withTestCluster { cluster in
             let api = APIClient(base: cluster.httpBase)
-            try await eventually("the HTTP API answers", timeout: .seconds(30)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
+            try await eventually("the HTTP API answers", timeout: .seconds(120)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
             let user = try await api.register("restart@example.org")
             let csv = try Data(contentsOf: Self.data.appendingPathComponent("sklearn_wine.csv"))
             let id = try await upload(api, user.token, name: "wine.csv", csv: csv)
