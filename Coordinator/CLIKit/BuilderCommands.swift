@@ -118,18 +118,23 @@ struct Build: AsyncParsableCommand {
         }
     }
 
+    /// A duration for the leaderboard: milliseconds below 0.1 s (a fit of 4 ms is not "0.00s").
+    static func seconds(_ t: Double) -> String {
+        t < 0.1 ? String(format: "%.1fms", t * 1000) : String(format: "%.2fs", t)
+    }
+
     static func describe(_ run: [String: Any]) -> String {
         let id = run["id"] as? String ?? "?"
         guard run["state"] as? String == "completed" else { return "run \(id) \(run["state"] ?? "?"): \(run["error"] ?? "")" }
         var lines = ["run \(id): \(run["task"] ?? "?") (\(run["task_reason"] ?? "")); ranked by \(run["eval_metric"] ?? "?")", ""]
-        var rows = [["MODEL", "SCORE_VAL", "FIT_TIME", "PRED_TIME_VAL"]]
+        var rows: [[String]] = []
         for row in run["leaderboard"] as? [[String: Any]] ?? [] {
             rows.append([((row["best"] as? Bool) == true ? "* " : "  ") + (row["model"] as? String ?? "?"),
                          String(format: "%.4f", row["score_val"] as? Double ?? .nan),
-                         String(format: "%.2fs", row["fit_time"] as? Double ?? 0), String(format: "%.3fs", row["pred_time_val"] as? Double ?? 0)])
+                         seconds(row["fit_time"] as? Double ?? 0), seconds(row["pred_time_val"] as? Double ?? 0)])
         }
-        let widths = (0..<4).map { c in rows.map { $0[c].count }.max() ?? 0 }
-        lines += rows.map { r in r.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ") }
+        lines.append(TextTable(header: ["MODEL", "SCORE_VAL", "FIT_TIME", "PRED_TIME_VAL"], rows: rows).render()
+            .trimmingCharacters(in: .newlines))
         if let best = run["best"] as? [String: Any], let metrics = best["metrics"] as? [String: Double] {
             lines += ["", "best: \(best["model"] ?? "?") — " + metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")]
         }
@@ -218,3 +223,4 @@ struct Predict: AsyncParsableCommand {
         return head.starts(with: [0x89, 0x50, 0x4E, 0x47]) || head.starts(with: [0xFF, 0xD8, 0xFF])
     }
 }
+

@@ -1,5 +1,5 @@
 import Foundation
-import NebulaCLI
+@testable import NebulaCLI
 import NebulaModel
 import Testing
 
@@ -93,5 +93,25 @@ struct CLIFormattingTests {
         let r = LogRecord(timeUnixMs: Self.now, level: .warning, nodeId: "", source: "nebula.coordinator",
                           message: "node state changed", metadata: ["node.id": "n2"], seq: 1)
         #expect(LogsView.line(r).hasSuffix("coordinator WARNING nebula.coordinator: node state changed node.id=n2"))
+    }
+
+    /// `nebula build`'s summary: fits of a few milliseconds read as milliseconds, not "0.00s"; the
+    /// best model is starred; no line ends in spaces.
+    @Test func builderLeaderboard() {
+        let run: [String: Any] = [
+            "id": "build-1", "state": "completed", "task": "multiclass", "task_reason": "3 classes", "eval_metric": "accuracy",
+            "leaderboard": [
+                ["model": "GBDT", "score_val": 0.98551, "fit_time": 0.0042, "pred_time_val": 0.0009, "best": true],
+                ["model": "NeuralNetMLP", "score_val": 0.9, "fit_time": 3.561, "pred_time_val": 0.25],
+            ],
+            "best": ["model": "GBDT", "metrics": ["accuracy": 0.98551]], "report_url": "/r",
+        ]
+        let text = Build.describe(run)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(lines.contains { $0.hasPrefix("* GBDT") && $0.contains("0.9855") && $0.contains("4.2ms") && $0.contains("0.9ms") }, "\(text)")
+        #expect(lines.contains { $0.hasPrefix("  NeuralNetMLP") && $0.contains("3.56s") && $0.contains("0.25s") }, "\(text)")
+        #expect(!lines.contains { $0.hasSuffix(" ") }, "\(text)")
+        #expect(text.contains("predict: nebula predict --model build-1 FILE.csv"))
+        #expect(Build.describe(["id": "build-2", "state": "failed", "error": "no node"]) == "run build-2 failed: no node")
     }
 }

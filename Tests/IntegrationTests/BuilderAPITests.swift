@@ -22,6 +22,18 @@ struct BuilderAPITests {
         return id
     }
 
+    /// The cluster's HTTP API once it answers, a new user, and one of `Tests/Data`'s files uploaded by
+    /// them (ready).
+    func userWithDataset(_ cluster: TestCluster, _ email: String, _ file: String) async throws
+        -> (api: APIClient, user: (token: String, id: String), datasetId: String)
+    {
+        let api = APIClient(base: cluster.httpBase)
+        try await eventually("the HTTP API answers", timeout: .seconds(120)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
+        let user = try await api.register(email)
+        let csv = try Data(contentsOf: Self.data.appendingPathComponent(file))
+        return (api, user, try await upload(api, user.token, name: file, csv: csv))
+    }
+
     func waitForRun(_ api: APIClient, _ token: String, _ id: String) async throws -> APIClient.Reply {
         var last = try await api.call(.get, "/api/process/builder/\(id)", token: token)
         try await eventually("builder run \(id) ends", timeout: .seconds(300)) {
@@ -36,11 +48,7 @@ struct BuilderAPITests {
     @Test func buildReportModelPredictAndRefusals() async throws {
         try await withTestCluster(coordinatorFlags: ["--builder-distributed-rows", "100", "--builder-stall-timeout", "45s"],
                                   agents: ["node-a", "node-b"]) { cluster in
-            let api = APIClient(base: cluster.httpBase)
-            try await eventually("the HTTP API answers", timeout: .seconds(120)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
-            let user = try await api.register("builder@example.org")
-            let csvText = try String(contentsOf: Self.data.appendingPathComponent("sklearn_wine.csv"), encoding: .utf8)
-            let id = try await upload(api, user.token, name: "wine.csv", csv: Data(csvText.utf8))
+            let (api, user, id) = try await userWithDataset(cluster, "builder@example.org", "sklearn_wine.csv")
 
             // Refusals come at once, naming the field.
             let unknown = try await api.call(.post, "/api/process/builder", token: user.token, json: ["dataset_id": id, "target": "nope"])
@@ -128,6 +136,7 @@ struct BuilderAPITests {
             #expect(model.status == 200 && model.text.contains("\"nebula-model\""))
             let rows = try #require(run.json["validation_rows"] as? Int)
             let result = try #require(try await resultRows(cluster, runId))
+            let csvText = try String(contentsOf: Self.data.appendingPathComponent("sklearn_wine.csv"), encoding: .utf8)
             var lines = csvText.split(separator: "\n").map(String.init)
             let header = lines.removeFirst()
             let heldBack = ([header] + result.map { lines[$0] }).joined(separator: "\n")
@@ -252,11 +261,7 @@ struct BuilderAPITests {
     @Test func aStalledCandidateRankIsEndedAndTheRunGoesOn() async throws {
         try await withTestCluster(coordinatorFlags: ["--builder-distributed-rows", "100", "--builder-stall-timeout", "5s"],
                                   agents: ["node-a", "node-b"]) { cluster in
-            let api = APIClient(base: cluster.httpBase)
-            try await eventually("the HTTP API answers", timeout: .seconds(120)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
-            let user = try await api.register("stall@example.org")
-            let csv = try Data(contentsOf: Self.data.appendingPathComponent("sklearn_digits_8x8.csv"))
-            let id = try await upload(api, user.token, name: "digits.csv", csv: csv)
+            let (api, user, id) = try await userWithDataset(cluster, "stall@example.org", "sklearn_digits_8x8.csv")
             let start = try await api.call(.post, "/api/process/builder", token: user.token,
                                            json: ["dataset_id": id, "target": "label", "time_budget": "60s"])
             let runId = try #require(start.json["id"] as? String, "\(start.text)")
@@ -294,11 +299,7 @@ struct BuilderAPITests {
     /// --builder-queue-timeout and the run fails saying why; the coordinator keeps serving.
     @Test func candidatesNoNodeTakesAreCancelled() async throws {
         try await withTestCluster(coordinatorFlags: ["--builder-queue-timeout", "2s"]) { cluster in
-            let api = APIClient(base: cluster.httpBase)
-            try await eventually("the HTTP API answers", timeout: .seconds(120)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
-            let user = try await api.register("queue@example.org")
-            let csv = try Data(contentsOf: Self.data.appendingPathComponent("sklearn_iris.csv"))
-            let id = try await upload(api, user.token, name: "iris.csv", csv: csv)
+            let (api, user, id) = try await userWithDataset(cluster, "queue@example.org", "sklearn_iris.csv")
             let start = try await api.call(.post, "/api/process/builder", token: user.token,
                                            json: ["dataset_id": id, "target": "target", "time_budget": "30s"])
             #expect(start.status == 202, "\(start.text)")
@@ -321,11 +322,7 @@ struct BuilderAPITests {
     /// jobs (pending here: no agents) are cancelled, not left to train for nobody.
     @Test func interruptedRunCancelsItsJobs() async throws {
         try await withTestCluster { cluster in
-            let api = APIClient(base: cluster.httpBase)
-            try await eventually("the HTTP API answers", timeout: .seconds(120)) { (try? await api.call(.get, "/healthz"))?.status == 200 }
-            let user = try await api.register("restart@example.org")
-            let csv = try Data(contentsOf: Self.data.appendingPathComponent("sklearn_wine.csv"))
-            let id = try await upload(api, user.token, name: "wine.csv", csv: csv)
+            let (api, user, id) = try await userWithDataset(cluster, "restart@example.org", "sklearn_wine.csv")
             let start = try await api.call(.post, "/api/process/builder", token: user.token, json: ["dataset_id": id, "target": "target"])
             let runId = try #require(start.json["id"] as? String, "\(start.text)")
             var jobs: [String: String] = [:]

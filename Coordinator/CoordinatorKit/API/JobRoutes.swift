@@ -234,7 +234,7 @@ extension APIRoutes {
             return Response(status: .ok, headers: headers, body: ResponseBody { writer in
                 let dataset = try ColumnarCSVExporter(path: path)
                 var start = 0
-                while let chunk = try dataset.csv(from: start, rows: 2000) {
+                while let chunk = dataset.csv(from: start, rows: 2000) {
                     try await writer.write(ByteBuffer(string: chunk))
                     start += 2000
                 }
