@@ -75,9 +75,12 @@ struct Build: AsyncParsableCommand {
             The run happens on the coordinator (POST /api/process/builder). Progress goes to stderr; at the end the
             leaderboard and the best model's metrics are printed (or the run as JSON with --json: task, leaderboard,
             best). The report: GET /api/process/builder/ID/report; the model: nebula predict --model ID FILE.csv.
+            Interrupting this command leaves the run going on the coordinator; `nebula build --cancel ID` stops it
+            (its candidate jobs are cancelled).
             """)
-    @Option(help: "Dataset id (see `nebula dataset list`).") var dataset: String
-    @Option(help: "Target column.") var target: String
+    @Option(help: "Dataset id (see `nebula dataset list`).") var dataset: String?
+    @Option(help: "Target column.") var target: String?
+    @Option(help: "Cancel this run (queued or running) instead of starting one; waits until it has stopped.") var cancel: String?
     @Option(help: "binary, multiclass or regression (default: detected).") var task: String?
     @Option(help: "Time for all candidates together, e.g. 90s, 10m.") var timeBudget = "10m"
     @Option(help: "Ranking metric: accuracy, balanced_accuracy, f1_macro, log_loss, roc_auc (binary); rmse, mae, r2.") var metric: String?
@@ -85,8 +88,20 @@ struct Build: AsyncParsableCommand {
     @Flag(help: "Return at once with the run id.") var noWait = false
     @OptionGroup var http: HTTPOptions
 
+    func validate() throws {
+        if cancel != nil {
+            guard dataset == nil, target == nil else { throw ValidationError("--cancel takes no --dataset or --target") }
+        } else {
+            guard dataset != nil, target != nil else { throw ValidationError("give --dataset and --target (or --cancel RUN)") }
+        }
+    }
+
+    static let finalStates: Set<String> = ["completed", "failed", "cancelled"]
+
     func run() async throws {
         do {
+            if let cancel { return try await self.cancel(cancel) }
+            guard let dataset, let target else { return }
             var body: [String: Any] = ["dataset_id": dataset, "target": target, "time_budget": timeBudget]
             if let task { body["task"] = task }
             if let metric { body["metric"] = metric }
@@ -103,7 +118,7 @@ struct Build: AsyncParsableCommand {
                 let state = run["state"] as? String ?? "?"
                 let progress = run["progress"] as? String ?? ""
                 if progress != last, !progress.isEmpty { FileHandle.standardError.write(Data("build \(id): \(progress)\n".utf8)); last = progress }
-                if state == "completed" || state == "failed" { break }
+                if Self.finalStates.contains(state) { break }
                 try await Task.sleep(for: .milliseconds(500))
             }
             if json {
@@ -115,6 +130,27 @@ struct Build: AsyncParsableCommand {
         } catch let e as CLIError {
             FileHandle.standardError.write(Data("\(e)\n".utf8))
             throw ExitCode(1)
+        }
+    }
+
+    /// Asks the coordinator to stop a run and waits until it has.
+    func cancel(_ id: String) async throws {
+        let answer = try await restCall(http, .post, "/api/process/builder/\(id)/cancel")
+        var run = (try? JSONSerialization.jsonObject(with: answer.body)) as? [String: Any] ?? [:]
+        while !Self.finalStates.contains(run["state"] as? String ?? "") {
+            FileHandle.standardError.write(Data("build \(id): \(run["progress"] as? String ?? "stopping")\n".utf8))
+            try await Task.sleep(for: .milliseconds(500))
+            run = (try? JSONSerialization.jsonObject(with: try await restCall(http, .get, "/api/process/builder/\(id)").body))
+                as? [String: Any] ?? [:]
+        }
+        if json {
+            print(String(decoding: try JSONSerialization.data(withJSONObject: run, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
+        } else {
+            print(Self.describe(run))
+        }
+        let jobs = (run["jobs"] as? [String: String] ?? [:]).sorted { $0.key < $1.key }
+        if !json, !jobs.isEmpty {
+            print("candidate jobs: " + jobs.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
     }
 

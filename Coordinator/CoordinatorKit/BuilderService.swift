@@ -23,6 +23,15 @@ import NebulaStore
 // `candidate_jobs`. A run cut short by a restart becomes FAILED with that reason, and its candidate
 // jobs are cancelled.
 
+// Note [Cancelling a builder run]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A queued run is taken off the queue and becomes CANCELLED at once. A running run is asked to stop:
+// the worker checks between its steps (after the images, after preparing, while submitting and
+// every half second while it waits for its candidates, before storing the result) and then cancels
+// its candidate jobs that are still pending or running, deletes the run's files and stores
+// CANCELLED with the reason. A step in progress (preparing a large table, the permutation
+// importance) is not interrupted, so the answer to a cancel is 202 with the run as it is then.
+
 /// Settings of the builder service (Note [Builder service]).
 public struct BuilderConfiguration: Sendable {
     /// Datasets with at least this many labelled rows train their networks over several nodes.
@@ -65,6 +74,8 @@ public actor BuilderService {
     private var queue: [String] = []
     private var worker: Task<Void, Never>?
     private var live: [String: String] = [:]
+    /// Runs asked to stop while they run, with the reason (Note [Cancelling a builder run]).
+    private var cancelRequests: [String: String] = [:]
 
     init(dataDirectory: String, client: PostgresClient, datasets: DatasetService, jobs: JobManager,
          configuration: BuilderConfiguration = BuilderConfiguration(), logger: Logger) throws {
@@ -143,6 +154,33 @@ public actor BuilderService {
 
     private func setProgress(_ id: String, _ text: String) { live[id] = text }
 
+    /// Stops a queued or running run (Note [Cancelling a builder run]); answers the run as it is now.
+    func cancel(_ id: String, reason: String) async throws -> BuilderRun {
+        guard let run = try await get(id) else { throw BuilderError(.invalidRequest, "builder run \(id) not found") }
+        let message = "cancelled: \(reason)"
+        switch run.state {
+        case "queued" where queue.contains(id):
+            queue.removeAll { $0 == id }
+            live[id] = nil
+            try await client.execute("""
+                UPDATE builder_runs SET state = 'cancelled', error = $2, finished_at = now() WHERE id = $1 AND state = 'queued'
+                """, [.text(id), .text(message)])
+            logger.info("builder run cancelled", metadata: ["builder.id": "\(id)", "reason": "\(reason)"])
+        case "queued", "running":
+            // taken by the worker (a queued run may be starting this very moment)
+            cancelRequests[id] = message
+            live[id] = "cancelling (\(reason))"
+        default:
+            throw BuilderCancelRefused(state: run.state)
+        }
+        return try await get(id) ?? run
+    }
+
+    /// Throws when the run was asked to stop.
+    private func checkCancelled(_ id: String) throws {
+        if let message = cancelRequests[id] { throw RunCancelled(message: message) }
+    }
+
     private func execute(_ id: String) async {
         var submitted: [String: String] = [:]
         do {
@@ -150,6 +188,7 @@ public actor BuilderService {
                 throw BuilderError(.invalidRequest, "the dataset of this run was deleted")
             }
             try await client.execute("UPDATE builder_runs SET state = 'running', started_at = now() WHERE id = $1", [.text(id)])
+            try checkCancelled(id)
             let clock = ContinuousClock()
             let started = clock.now
             var path = datasets.absolute(row.path)
@@ -168,6 +207,7 @@ public actor BuilderService {
                 let table = try await pixelTable(run: id, owner: run.owner, row: row, target: request.target, progress: progress)
                 (datasetId, path, imageNotes, imageInput) = (table.0, table.1, table.2, table.3)
             }
+            try checkCancelled(id)
             let datasetPath = path
             let prepared = try await runOnThread(name: "nebula.builder.prepare") { () -> PreparedRun in
                 let dataset = try ColumnarDataset(path: datasetPath)
@@ -182,6 +222,7 @@ public actor BuilderService {
             // Networks that may spread over several nodes go first, so they find the nodes free.
             let order = large ? names.filter { prep.isDistributable($0) } + names.filter { !prep.isDistributable($0) } : names
             for name in order {
+                try checkCancelled(id)
                 let candidate = CandidateJob(runId: id, request: request, candidate: name, budgetSeconds: share,
                                              preprocessor: prep.preprocessor, fingerprint: prep.fingerprint)
                 let nodes = large && prep.isDistributable(name) ? max(1, configuration.maxNodes) : 1
@@ -201,6 +242,7 @@ public actor BuilderService {
             var pendingSince: [String: ContinuousClock.Instant] = [:]
             while ended.count < names.count {
                 try await Task.sleep(for: .milliseconds(500))
+                try checkCancelled(id)
                 var lines: [String] = []
                 for name in names where ended[name] == nil {
                     let info = try await jobs.info(of: submitted[name]!)
@@ -262,23 +304,31 @@ public actor BuilderService {
                 return (String(decoding: try encoder.encode(result), as: UTF8.self),
                         "\(result.bestModel) \(result.evalMetric) \(result.leaderboard.first { $0.best }?.scoreVal ?? .nan)")
             }
+            try checkCancelled(id)
             try await client.execute("""
                 UPDATE builder_runs SET state = 'completed', result = $2::jsonb, finished_at = now(), progress = 'done' WHERE id = $1
                 """, [.text(id), .text(resultJSON)])
             logger.info("builder run completed", metadata: ["builder.id": "\(id)", "best": "\(summary)"])
         } catch {
+            let cancelled = error as? RunCancelled
             for job in submitted.values {
                 if let state = try? await jobs.state(of: job), !["completed", "failed", "cancelled"].contains(state) {
-                    _ = try? await jobs.cancel(job, reason: "its builder run \(id) failed")
+                    _ = try? await jobs.cancel(job, reason: "its builder run \(id) \(cancelled == nil ? "failed" : "was cancelled")")
                 }
             }
-            let message = (error as? BuilderError)?.message ?? (error is CancellationError ? "the coordinator stopped during this run; start it again" : "\(error)")
-            _ = try? await client.execute("UPDATE builder_runs SET state = 'failed', error = $2, finished_at = now() WHERE id = $1",
-                                          [.text(id), .text(message)])
+            let message = cancelled?.message ?? (error as? BuilderError)?.message
+                ?? (error is CancellationError ? "the coordinator stopped during this run; start it again" : "\(error)")
+            _ = try? await client.execute("UPDATE builder_runs SET state = $3, error = $2, finished_at = now() WHERE id = $1",
+                                          [.text(id), .text(message), .text(cancelled == nil ? "failed" : "cancelled")])
             try? FileManager.default.removeItem(atPath: directory(of: id))
-            logger.warning("builder run failed", metadata: ["builder.id": "\(id)", "error": "\(message)"])
+            if cancelled != nil {
+                logger.info("builder run cancelled", metadata: ["builder.id": "\(id)", "reason": "\(message)"])
+            } else {
+                logger.warning("builder run failed", metadata: ["builder.id": "\(id)", "error": "\(message)"])
+            }
         }
         live[id] = nil
+        cancelRequests[id] = nil
     }
 
     /// An image-folder dataset's images as a pixel table, stored as a dataset of the run's owner
@@ -379,6 +429,16 @@ public actor BuilderService {
             return try ModelBundle(decoding: data).predictCSV(csv, source: "the uploaded CSV")
         }
     }
+}
+
+/// A run stopped by `cancel` (Note [Cancelling a builder run]).
+struct RunCancelled: Error {
+    var message: String
+}
+
+/// A cancel of a run that has already ended.
+struct BuilderCancelRefused: Error {
+    var state: String
 }
 
 /// A prepared run handed between the threads of one run (read-only once made).

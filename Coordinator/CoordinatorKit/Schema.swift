@@ -239,5 +239,11 @@ public enum CoordinatorSchema {
             -- candidate name -> cluster job id (Note [Candidates as cluster jobs])
             ALTER TABLE builder_runs ADD COLUMN candidate_jobs jsonb NOT NULL DEFAULT '{}';
             """),
+        Migration(version: 7, name: "cancelled builder runs", sql: """
+            -- Note [Cancelling a builder run]
+            ALTER TABLE builder_runs DROP CONSTRAINT builder_runs_state_check;
+            ALTER TABLE builder_runs ADD CONSTRAINT builder_runs_state_check
+                CHECK (state IN ('queued', 'running', 'completed', 'failed', 'cancelled'));
+            """),
     ]
 }

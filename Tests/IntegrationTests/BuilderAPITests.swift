@@ -38,7 +38,7 @@ struct BuilderAPITests {
         var last = try await api.call(.get, "/api/process/builder/\(id)", token: token)
         try await eventually("builder run \(id) ends", timeout: .seconds(300)) {
             last = try await api.call(.get, "/api/process/builder/\(id)", token: token)
-            return ["completed", "failed"].contains(last.json["state"] as? String ?? "")
+            return ["completed", "failed", "cancelled"].contains(last.json["state"] as? String ?? "")
         }
         return last
     }
@@ -315,6 +315,61 @@ struct BuilderAPITests {
                 #expect(job.json["state"] as? String == "cancelled", "\(job.text.prefix(300))")
             }
             #expect(try await api.call(.get, "/readyz").status == 200)
+        }
+    }
+
+    /// Cancelling: a queued run ends CANCELLED at once; a running one (its candidates pending: no agents)
+    /// stops with its candidate jobs cancelled — here through `nebula build --cancel`; a finished run
+    /// cannot be cancelled (409), another user's run is not found (404), and the CLI refuses --cancel
+    /// with --dataset.
+    @Test func queuedAndRunningRunsCancel() async throws {
+        try await withTestCluster { cluster in
+            let (api, user, id) = try await userWithDataset(cluster, "cancel@example.org", "sklearn_iris.csv")
+            func start() async throws -> String {
+                let r = try await api.call(.post, "/api/process/builder", token: user.token,
+                                           json: ["dataset_id": id, "target": "target", "time_budget": "30s"])
+                return try #require(r.json["id"] as? String, "\(r.text)")
+            }
+            let running = try await start()
+            let queued = try await start()
+            try await eventually("the first run waits for its candidates", timeout: .seconds(120)) {
+                let jobs = (try await api.call(.get, "/api/process/builder/\(running)", token: user.token)).json["jobs"] as? [String: String]
+                return jobs?.count == 3
+            }
+            #expect((try await api.call(.get, "/api/process/builder/\(queued)", token: user.token)).json["state"] as? String == "queued")
+
+            let other = try await api.register("someone-else@example.org")
+            let foreign = try await api.call(.post, "/api/process/builder/\(queued)/cancel", token: other.token)
+            #expect(foreign.status == 404, "\(foreign.text)")
+
+            let cancelQueued = try await api.call(.post, "/api/process/builder/\(queued)/cancel", token: user.token)
+            #expect(cancelQueued.status == 202 && cancelQueued.json["state"] as? String == "cancelled", "\(cancelQueued.text)")
+            #expect((cancelQueued.json["error"] as? String ?? "").hasPrefix("cancelled: by"), "\(cancelQueued.text)")
+
+            let cli = try cluster.cli(["build", "--cancel", running])
+            #expect(cli.status == 0, "\(cli.stderr)")
+            #expect(cli.stdout.contains("run \(running) cancelled") && cli.stdout.contains("candidate jobs:"), "\(cli.stdout)")
+            let run = try await api.call(.get, "/api/process/builder/\(running)", token: user.token)
+            #expect(run.json["state"] as? String == "cancelled", "\(run.text.prefix(400))")
+            let jobs = try #require(run.json["jobs"] as? [String: String])
+            for jobId in jobs.values {
+                let job = try await api.call(.get, "/api/process/jobs/\(jobId)", token: user.token)
+                #expect(job.json["state"] as? String == "cancelled" && (job.json["reason"] as? String ?? "").contains("was cancelled"),
+                        "\(job.text.prefix(300))")
+            }
+            let again = try await api.call(.post, "/api/process/builder/\(running)/cancel", token: user.token)
+            #expect(again.status == 409 && again.errorMessage.contains("already cancelled"), "\(again.text)")
+            let report = try await api.call(.get, "/api/process/builder/\(running)/report", token: user.token)
+            #expect(report.status == 409 && report.errorMessage.contains("cancelled"), "\(report.text)")
+            let finished = try cluster.cli(["build", "--cancel", running])
+            #expect(finished.status == 1 && finished.stderr.contains("already cancelled"), "\(finished.stderr)")
+            let mixed = try cluster.cli(["build", "--cancel", running, "--dataset", id])
+            #expect(mixed.status == 64 || mixed.status == 2, "\(mixed.status) \(mixed.stderr)")
+            // the service goes on: a new run is taken at once
+            let next = try await start()
+            try await eventually("the next run starts", timeout: .seconds(120)) {
+                (try await api.call(.get, "/api/process/builder/\(next)", token: user.token)).json["state"] as? String == "running"
+            }
         }
     }
 

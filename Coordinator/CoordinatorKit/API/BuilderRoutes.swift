@@ -82,6 +82,18 @@ extension APIRoutes {
             try jsonObjectResponse(try Self.runObject(try await routes.ownedRun(context)))
         }
 
+        add(RouteSpec(method: .post, path: "/api/process/builder/{id}/cancel", access: .user, group: "write", tag: "builder",
+                      summary: "Cancel a queued or running builder run: its candidate jobs are cancelled and the run ends CANCELLED (a running run stops at its next step)",
+                      success: 202)) { _, context in
+            let run = try await routes.ownedRun(context)
+            do {
+                let now = try await services.builder.cancel(run.id, reason: "by \(try context.caller().id)")
+                return try jsonObjectResponse(try Self.runObject(now), status: .accepted)
+            } catch let refused as BuilderCancelRefused {
+                throw APIError(.conflict, "run_finished", "run \(run.id) is already \(refused.state): there is nothing to cancel")
+            }
+        }
+
         add(RouteSpec(method: .get, path: "/api/process/builder/{id}/report", access: .user, group: "read", tag: "builder",
                       summary: "The run's report as an HTML page (charts are inline SVG)", produces: "text/html")) { _, context in
             let run = try await routes.completedRun(context)
@@ -172,8 +184,8 @@ extension APIRoutes {
     func completedRun(_ context: APIContext) async throws -> BuilderRun {
         let run = try await ownedRun(context)
         guard run.state == "completed" else {
-            throw APIError(.conflict, "run_not_completed", run.state == "failed"
-                ? "run \(run.id) failed: \(run.error)" : "run \(run.id) is \(run.state) (\(run.progress)); wait until it completes")
+            throw APIError(.conflict, "run_not_completed", run.state == "failed" || run.state == "cancelled"
+                ? "run \(run.id) \(run.state): \(run.error)" : "run \(run.id) is \(run.state) (\(run.progress)); wait until it completes")
         }
         return run
     }
