@@ -81,6 +81,8 @@ struct Build: AsyncParsableCommand {
     @Option(help: "Dataset id (see `nebula dataset list`).") var dataset: String?
     @Option(help: "Target column.") var target: String?
     @Option(help: "Cancel this run (queued or running) instead of starting one; waits until it has stopped.") var cancel: String?
+    @Option(help: "Show this run instead of starting one (following its progress while it runs); `nebula builds` lists them.")
+    var show: String?
     @Option(help: "binary, multiclass or regression (default: detected).") var task: String?
     @Option(help: "Time for all candidates together, e.g. 90s, 10m.") var timeBudget = "10m"
     @Option(help: "Ranking metric: accuracy, balanced_accuracy, f1_macro, log_loss, roc_auc (binary); rmse, mae, r2.") var metric: String?
@@ -89,10 +91,13 @@ struct Build: AsyncParsableCommand {
     @OptionGroup var http: HTTPOptions
 
     func validate() throws {
-        if cancel != nil {
-            guard dataset == nil, target == nil else { throw ValidationError("--cancel takes no --dataset or --target") }
+        if cancel != nil || show != nil {
+            guard cancel == nil || show == nil else { throw ValidationError("choose one of --cancel and --show") }
+            guard dataset == nil, target == nil else {
+                throw ValidationError("--\(cancel != nil ? "cancel" : "show") takes no --dataset or --target")
+            }
         } else {
-            guard dataset != nil, target != nil else { throw ValidationError("give --dataset and --target (or --cancel RUN)") }
+            guard dataset != nil, target != nil else { throw ValidationError("give --dataset and --target (or --show RUN, --cancel RUN)") }
         }
     }
 
@@ -101,13 +106,19 @@ struct Build: AsyncParsableCommand {
     func run() async throws {
         do {
             if let cancel { return try await self.cancel(cancel) }
-            guard let dataset, let target else { return }
-            var body: [String: Any] = ["dataset_id": dataset, "target": target, "time_budget": timeBudget]
-            if let task { body["task"] = task }
-            if let metric { body["metric"] = metric }
-            let started = try await restCall(http, .post, "/api/process/builder", json: body)
-            guard let id = ((try? JSONSerialization.jsonObject(with: started.body)) as? [String: Any])?["id"] as? String else {
-                throw CLIError("the REST API answered without a run id: \(started.text)")
+            let id: String
+            if let show {
+                id = show
+            } else {
+                guard let dataset, let target else { return }
+                var body: [String: Any] = ["dataset_id": dataset, "target": target, "time_budget": timeBudget]
+                if let task { body["task"] = task }
+                if let metric { body["metric"] = metric }
+                let started = try await restCall(http, .post, "/api/process/builder", json: body)
+                guard let started = ((try? JSONSerialization.jsonObject(with: started.body)) as? [String: Any])?["id"] as? String else {
+                    throw CLIError("the REST API answered without a run id: \(started.text)")
+                }
+                id = started
             }
             if noWait { print(id); return }
             var last = ""
@@ -126,7 +137,7 @@ struct Build: AsyncParsableCommand {
             } else {
                 print(Self.describe(run))
             }
-            if run["state"] as? String != "completed" { throw ExitCode(1) }
+            if run["state"] as? String != "completed", show == nil { throw ExitCode(1) }
         } catch let e as CLIError {
             FileHandle.standardError.write(Data("\(e)\n".utf8))
             throw ExitCode(1)
@@ -177,6 +188,44 @@ struct Build: AsyncParsableCommand {
         let input = run["image_input"] is [String: Any] ? "IMAGE.png|IMAGE.jpg|DIR ..." : "FILE.csv"
         lines += ["report: \(run["report_url"] ?? "")", "predict: nebula predict --model \(id) \(input)"]
         return lines.joined(separator: "\n")
+    }
+}
+
+struct Builds: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List builder runs, newest first: RUN STATE DATASET TARGET TASK BEST SCORE CREATED (yours; an admin sees all).",
+        discussion: "`nebula build --show RUN` prints one with its leaderboard; `nebula build --cancel RUN` stops one.")
+    @Option(help: "How many (1–1000).") var limit = 50
+    @OptionGroup var output: FormatOptions
+    @OptionGroup var http: HTTPOptions
+
+    func run() async throws {
+        do {
+            let format = try output.format()
+            let r = try await restCall(http, .get, "/api/process/builder?limit=\(limit)")
+            let runs = ((try? JSONSerialization.jsonObject(with: r.body)) as? [String: Any])?["runs"] as? [[String: Any]] ?? []
+            if format == .json {
+                print(String(decoding: try JSONSerialization.data(withJSONObject: runs, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
+                return
+            }
+            let table = Self.table(runs, now: nowUnixMs())
+            FileHandle.standardOutput.write(Data((format == .csv ? table.csv() : table.render()).utf8))
+        } catch let e as CLIError {
+            FileHandle.standardError.write(Data("\(e)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    static func table(_ runs: [[String: Any]], now: Int64) -> TextTable {
+        TextTable(header: ["RUN", "STATE", "DATASET", "TARGET", "TASK", "BEST", "SCORE", "CREATED"], rows: runs.map { run in
+            let best = run["best"] as? [String: Any]
+            let metric = run["eval_metric"] as? String ?? ""
+            let score = (best?["metrics"] as? [String: Any])?[metric] as? Double
+            return [run["id"] as? String ?? "?", run["state"] as? String ?? "?", run["dataset_id"] as? String ?? "",
+                    (run["request"] as? [String: Any])?["target"] as? String ?? "", run["task"] as? String ?? "-",
+                    best?["model"] as? String ?? "-", score.map { "\(metric) \(String(format: "%.4f", $0))" } ?? "-",
+                    (run["created_unix_ms"] as? Int64 ?? (run["created_unix_ms"] as? NSNumber)?.int64Value).map { ago($0, now: now) } ?? "-"]
+        })
     }
 }
 

@@ -16,7 +16,7 @@ public struct NebulaCLI: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [Nodes.self, Node.self, Health.self, Logs.self, Dataset.self, Submit.self, Jobs.self, Job.self, Train.self,
-                      Build.self, Predict.self])
+                      Build.self, Builds.self, Predict.self])
 
     public init() {}
 }

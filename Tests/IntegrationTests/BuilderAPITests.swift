@@ -175,6 +175,14 @@ struct BuilderAPITests {
             #expect(predictions.stdout.split(separator: "\n").count == 151 && predictions.stdout.contains("probability_"))
             let bad = try cluster.cli(["predict", "--model", cliRun, Self.data.appendingPathComponent("sklearn_wine.csv").path])
             #expect(bad.status != 0 && bad.stderr.contains("sepal length (cm)"), "\(bad.stderr)")
+            // a finished run shown again, and listed with its best model (the admin sees every user's runs)
+            let shown = try cluster.cli(["build", "--show", cliRun])
+            #expect(shown.status == 0 && shown.stdout.contains("run \(cliRun): multiclass") && shown.stdout.contains("SCORE_VAL"),
+                    "\(shown.stdout) \(shown.stderr)")
+            let runs = try cluster.cli(["builds"]).stdout
+            let line = try #require(runs.split(separator: "\n").map(String.init).first { $0.hasPrefix(cliRun) }, "\(runs)")
+            #expect(line.contains("completed") && line.contains(dsId) && line.contains("multiclass") && line.contains("accuracy 0."), "\(line)")
+            #expect(runs.contains(runId), "the other user's run is listed for the admin: \(runs)")
         }
     }
 
@@ -365,6 +373,12 @@ struct BuilderAPITests {
             #expect(finished.status == 1 && finished.stderr.contains("already cancelled"), "\(finished.stderr)")
             let mixed = try cluster.cli(["build", "--cancel", running, "--dataset", id])
             #expect(mixed.status == 64 || mixed.status == 2, "\(mixed.status) \(mixed.stderr)")
+            let shown = try cluster.cli(["build", "--show", queued])
+            #expect(shown.status == 0 && shown.stdout.contains("run \(queued) cancelled: cancelled: by"), "\(shown.stdout)")
+            let listed = try cluster.cli(["builds", "--csv"])
+            #expect(listed.stdout.hasPrefix("RUN,STATE,DATASET,TARGET,TASK,BEST,SCORE,CREATED"), "\(listed.stdout)")
+            #expect(listed.stdout.contains("\(queued),cancelled,\(id),target,-,-,-,") && listed.stdout.contains("\(running),cancelled"),
+                    "\(listed.stdout)")
             // the service goes on: a new run is taken at once
             let next = try await start()
             try await eventually("the next run starts", timeout: .seconds(120)) {

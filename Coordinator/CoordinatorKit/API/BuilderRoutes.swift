@@ -200,12 +200,15 @@ extension APIRoutes {
             object["model_id"] = run.id
             object["report_url"] = "/api/process/builder/\(run.id)/report"
         }
-        guard withResult, let result = parsedJSON(run.resultJSON) as? [String: Any] else { return object }
+        guard let result = parsedJSON(run.resultJSON) as? [String: Any] else { return object }
+        object["best"] = ["model": result["best_model"] ?? NSNull(), "metrics": result["best_metrics"] ?? NSNull()]
+        object["task"] = result["task"]
+        object["eval_metric"] = result["eval_metric"]
+        guard withResult else { return object }
         for key in ["task", "modality", "task_reason", "eval_metric", "leaderboard", "classes", "rows", "train_rows",
                     "validation_rows", "holdout_fraction", "notes", "permutation_importance", "features", "skipped_columns", "image_input"] {
             object[key] = result[key]
         }
-        object["best"] = ["model": result["best_model"] ?? NSNull(), "metrics": result["best_metrics"] ?? NSNull()]
         return object
     }
 }
