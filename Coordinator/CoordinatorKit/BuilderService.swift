@@ -241,7 +241,8 @@ public actor BuilderService {
             var ended: [String: JobInfo] = [:]
             var pendingSince: [String: ContinuousClock.Instant] = [:]
             while ended.count < names.count {
-                try await Task.sleep(for: .milliseconds(500))
+                // active jobs are answered from the job manager's memory: polling is cheap
+                try await Task.sleep(for: .milliseconds(200))
                 try checkCancelled(id)
                 var lines: [String] = []
                 for name in names where ended[name] == nil {

@@ -132,14 +132,21 @@ public enum Worker {
                                     as: Empty.self, timeout: .seconds(60))
     }
 
-    /// Sends telemetry every interval until cancelled.
+    /// Sends telemetry every interval until the loop is done, then what is left. The wait between
+    /// reports ends early when the loop finishes: a rank used to sit out the rest of the interval (up
+    /// to a second per job) before it could report its result. Not by cancelling the task: that
+    /// would cancel the final report's RPC too.
     static func report(_ channel: RPCChannel, _ configuration: WorkerConfiguration, rank: Int, telemetry: LoopTelemetry,
                        logger: Logger) async {
+        let clock = ContinuousClock()
         while true {
             let done = telemetry.isDone
             await flush(channel, configuration, rank: rank, telemetry: telemetry, logger: logger)
             if done { return }
-            try? await Task.sleep(for: configuration.reportInterval)
+            let next = clock.now + configuration.reportInterval
+            while !telemetry.isDone, clock.now < next {
+                try? await Task.sleep(for: min(.milliseconds(20), next - clock.now))
+            }
         }
     }
 
