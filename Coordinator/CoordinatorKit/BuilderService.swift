@@ -191,6 +191,7 @@ public actor BuilderService {
             try checkCancelled(id)
             let clock = ContinuousClock()
             let started = clock.now
+            let deadline = nowUnixMs() + Int64(run.request.timeBudgetSeconds * 1000)
             var path = datasets.absolute(row.path)
             var datasetId = run.datasetId
             var imageNotes: [String] = []
@@ -224,7 +225,7 @@ public actor BuilderService {
             for name in order {
                 try checkCancelled(id)
                 let candidate = CandidateJob(runId: id, request: request, candidate: name, budgetSeconds: share,
-                                             preprocessor: prep.preprocessor, fingerprint: prep.fingerprint)
+                                             preprocessor: prep.preprocessor, fingerprint: prep.fingerprint, deadlineUnixMs: deadline)
                 let nodes = large && prep.isDistributable(name) ? max(1, configuration.maxNodes) : 1
                 let spec = JobSpec(name: "\(id):\(name)", datasetId: datasetId, target: request.target, model: "builder",
                                    minNodes: 1, maxNodes: nodes, seed: request.seed, maxRestarts: 1, task: prep.task.rawValue,

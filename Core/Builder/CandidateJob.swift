@@ -34,15 +34,39 @@ public struct CandidateJob: Codable, Sendable, Equatable {
     public var preprocessor: Preprocessor
     /// The split the coordinator prepared (`BuilderPreparation.fingerprint`).
     public var fingerprint: String
+    /// When the whole run's time budget ends (Unix ms, the coordinator's clock; Note [Candidate
+    /// budgets and the run's deadline]). Absent in documents of older coordinators.
+    public var deadlineUnixMs: Int64?
 
     public init(runId: String, request: BuilderRequest, candidate: String, budgetSeconds: Double, preprocessor: Preprocessor,
-                fingerprint: String) {
+                fingerprint: String, deadlineUnixMs: Int64? = nil) {
         self.runId = runId
         self.request = request
         self.candidate = candidate
         self.budgetSeconds = budgetSeconds
         self.preprocessor = preprocessor
         self.fingerprint = fingerprint
+        self.deadlineUnixMs = deadlineUnixMs
+    }
+
+    // Note [Candidate budgets and the run's deadline]
+    // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    // Every candidate gets an equal share of the run's time budget, and all are submitted at once.
+    // On a busy cluster a candidate may wait in the queue for a long time; trained for its whole
+    // share after that, it would carry the run far past its budget. So a candidate that starts late
+    // trains for what is left until the run's deadline, but never less than a floor (a tenth of its
+    // share, at least a second) so that it still gives a model; the run overshoots by at most the
+    // floors. The deadline is in the coordinator's clock and compared with the node's: clocks of a
+    // cluster are assumed to agree within a second or so (NTP). Ranks of one candidate may compute
+    // slightly different budgets; their stop decision is collective, so they still agree.
+
+    /// The seconds this candidate may train when it starts at `nowUnixMs` (Note [Candidate budgets
+    /// and the run's deadline]).
+    public func effectiveBudget(nowUnixMs: Int64) -> Double {
+        guard let deadlineUnixMs else { return budgetSeconds }
+        let floor = min(budgetSeconds, max(1, budgetSeconds / 10))
+        let left = Double(deadlineUnixMs - nowUnixMs) / 1000
+        return min(budgetSeconds, max(floor, left))
     }
 
     public func encoded() throws -> String {

@@ -104,6 +104,11 @@ enum CandidateWorker {
         let rank = mpi.rank, size = mpi.size
         logger.info("builder candidate", metadata: ["builder.id": "\(job.runId)", "candidate": "\(job.candidate)",
                                                     "budget_s": "\(Int(job.budgetSeconds))", "mpi.size": "\(size)"])
+        let budget = job.effectiveBudget(nowUnixMs: Int64(Date().timeIntervalSince1970 * 1000))
+        if budget < job.budgetSeconds {
+            logger.notice("the run's deadline is near: this candidate trains for less than its share", metadata: [
+                "budget_s": "\(budget)", "share_s": "\(job.budgetSeconds)"])
+        }
         let telemetry = LoopTelemetry()
         let outcome = try await Worker.reporting(channel, configuration, rank: rank, telemetry: telemetry, logger: logger) {
             try await mpi.run { _ in
@@ -118,7 +123,7 @@ enum CandidateWorker {
                 // A progress point per epoch, so `nebula job show` tells how far the candidate got.
                 let rows = UInt64(prep.trainRows.count)
                 var last = clock.now
-                let outcome = try AutoBuilder.train(prep, candidate: job.candidate, budget: job.budgetSeconds, parallelism: parallelism) { point in
+                let outcome = try AutoBuilder.train(prep, candidate: job.candidate, budget: budget, parallelism: parallelism) { point in
                     let now = clock.now
                     let seconds = (now - last).seconds
                     last = now

@@ -147,6 +147,24 @@ struct AutoBuilderTests {
         let job = CandidateJob(runId: "build-x", request: request, candidate: "GBDT", budgetSeconds: 10,
                                preprocessor: prep.preprocessor, fingerprint: prep.fingerprint)
         #expect(try CandidateJob(json: try job.encoded()) == job)
+        // Note [Candidate budgets and the run's deadline]: the share unless the run's deadline is nearer,
+        // never below a tenth of the share (at least 1 s, at most the share); documents without a deadline
+        // (older coordinators) keep the share
+        var late = job
+        late.deadlineUnixMs = 1_000_000
+        #expect(try CandidateJob(json: try late.encoded()) == late)
+        #expect(job.effectiveBudget(nowUnixMs: 5_000_000) == 10)
+        #expect(late.effectiveBudget(nowUnixMs: 900_000) == 10)
+        #expect(late.effectiveBudget(nowUnixMs: 997_000) == 3)
+        #expect(late.effectiveBudget(nowUnixMs: 2_000_000) == 1)
+        late.budgetSeconds = 60
+        #expect(late.effectiveBudget(nowUnixMs: 2_000_000) == 6)
+        late.budgetSeconds = 0.5
+        #expect(late.effectiveBudget(nowUnixMs: 2_000_000) == 0.5)
+        var old = try JSONSerialization.jsonObject(with: Data(try job.encoded().utf8)) as! [String: Any]
+        old["deadlineUnixMs"] = nil
+        let oldJSON = String(decoding: try JSONSerialization.data(withJSONObject: old), as: UTF8.self)
+        #expect(try CandidateJob(json: oldJSON).deadlineUnixMs == nil)
         #expect(throws: BuilderError.self) { try CandidateJob(json: "{\"run_id\": 1}") }
 
         var outcome = try AutoBuilder.train(prep, candidate: "GBDT", budget: 10)

@@ -387,6 +387,31 @@ struct BuilderAPITests {
         }
     }
 
+    /// Candidates that wait in the queue past the run's deadline train for the floor of their share,
+    /// not the whole share (Note [Candidate budgets and the run's deadline]): no node for longer than
+    /// the 8 s budget, then two agents join; the run completes and the jobs' logs say why their
+    /// budgets were cut.
+    @Test func candidatesStartedAfterTheDeadlineTrainBriefly() async throws {
+        try await withTestCluster { cluster in
+            let (api, user, id) = try await userWithDataset(cluster, "deadline@example.org", "sklearn_wine.csv")
+            let start = try await api.call(.post, "/api/process/builder", token: user.token,
+                                           json: ["dataset_id": id, "target": "target", "time_budget": "8s"])
+            let runId = try #require(start.json["id"] as? String, "\(start.text)")
+            var jobs: [String: String] = [:]
+            try await eventually("the candidate jobs are submitted", timeout: .seconds(120)) {
+                jobs = (try await api.call(.get, "/api/process/builder/\(runId)", token: user.token)).json["jobs"] as? [String: String] ?? [:]
+                return jobs.count == 3
+            }
+            try await Task.sleep(for: .seconds(9))
+            for name in ["node-a", "node-b"] { try cluster.startAgent(name) }
+            let run = try await waitForRun(api, user.token, runId)
+            #expect(run.json["state"] as? String == "completed", "\(run.text.prefix(500))")
+            let mlp = try #require(jobs["NeuralNetMLP"])
+            let logs = try cluster.cli(["job", "logs", mlp, "--limit", "500"])
+            #expect(logs.stdout.contains("the run's deadline is near"), "\(logs.stdout.suffix(2000))")
+        }
+    }
+
     /// A coordinator killed during a run: on restart the run is failed with that reason and its candidate
     /// jobs (pending here: no agents) are cancelled, not left to train for nobody.
     @Test func interruptedRunCancelsItsJobs() async throws {
