@@ -72,16 +72,18 @@ struct Build: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the ML system builder on a dataset: detect the task, train candidates, print the leaderboard.",
         discussion: """
-            The run happens on the coordinator (POST /api/process/builder). Progress goes to stderr; at the end the
-            leaderboard and the best model's metrics are printed (or the run as JSON with --json: task, leaderboard,
+            The run happens on the coordinator (POST /api/process/builder). Progress goes to stderr; at the end the \
+            leaderboard and the best model's metrics are printed (or the run as JSON with --json: task, leaderboard, \
             best). The report: GET /api/process/builder/ID/report; the model: nebula predict --model ID FILE.csv.
-            Interrupting this command leaves the run going on the coordinator; `nebula build --cancel ID` stops it
-            (its candidate jobs are cancelled).
+
+            Interrupting this command leaves the run going on the coordinator: `nebula build --show ID` follows it \
+            again, `nebula build --cancel ID` stops it (its candidate jobs are cancelled), `nebula builds` lists runs.
             """)
     @Option(help: "Dataset id (see `nebula dataset list`).") var dataset: String?
     @Option(help: "Target column.") var target: String?
-    @Option(help: "Cancel this run (queued or running) instead of starting one; waits until it has stopped.") var cancel: String?
-    @Option(help: "Show this run instead of starting one (following its progress while it runs); `nebula builds` lists them.")
+    @Option(help: ArgumentHelp("Cancel this run (queued or running) instead of starting one; waits until it has stopped.",
+                               valueName: "run")) var cancel: String?
+    @Option(help: ArgumentHelp("Show this run instead of starting one (following its progress while it runs).", valueName: "run"))
     var show: String?
     @Option(help: "binary, multiclass or regression (default: detected).") var task: String?
     @Option(help: "Time for all candidates together, e.g. 90s, 10m.") var timeBudget = "10m"

@@ -11,7 +11,7 @@ public struct NebulaCLI: AsyncParsableCommand {
         commandName: "nebula",
         abstract: "Administer a Nebula cluster (node health, drains, logs), manage datasets and train models.",
         discussion: """
-            The coordinator address and admin token come from flags, NEBULA_COORDINATOR / NEBULA_ADMIN_TOKEN,
+            The coordinator address and admin token come from flags, NEBULA_COORDINATOR / NEBULA_ADMIN_TOKEN, \
             or .nebula/cluster.env written by cluster/up. Every listing takes --json or --csv.
             """,
         version: "0.1.0",

@@ -9,9 +9,9 @@ struct Dataset: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Upload, list, inspect, shard and delete datasets.",
         discussion: """
-            A dataset is converted once on the coordinator into a columnar file and profiled; training jobs
-            read shards of it. Accepted: CSV/TSV tables, text files (one document per line), ZIP archives
-            (a table, class folders of images or of text files, COCO JSON with images), directories of the
+            A dataset is converted once on the coordinator into a columnar file and profiled; training jobs \
+            read shards of it. Accepted: CSV/TSV tables, text files (one document per line), ZIP archives \
+            (a table, class folders of images or of text files, COCO JSON with images), directories of the \
             same, and Kaggle datasets (kaggle:OWNER/SLUG, with the coordinator's Kaggle credentials).
             """,
         subcommands: [Upload.self, List.self, Show.self, Shards.self, Delete.self])
@@ -20,7 +20,7 @@ struct Dataset: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Upload a file or directory (or import kaggle:OWNER/SLUG) and print the new dataset id.",
             discussion: """
-                Progress goes to stderr; stdout gets only the id (or the JSON with --json), so
+                Progress goes to stderr; stdout gets only the id (or the JSON with --json), so \
                 `id=$(nebula dataset upload data.csv)` works. Waits until the conversion is done unless --no-wait.
                 """)
         @Argument(help: "A file, a directory, or kaggle:OWNER/SLUG[@VERSION].") var source: String

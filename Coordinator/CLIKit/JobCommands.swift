@@ -9,10 +9,10 @@ struct Submit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Submit a data-parallel training job and print its id.",
         discussion: """
-            The coordinator checks the spec, detects the task (or takes --task), fixes the feature encoding from the
-            whole dataset, and queues the job (priority, then FIFO). It runs when --nodes (or between --min-nodes and
-            --max-nodes) matching nodes are free: one MPI world over them, gradients averaged with allreduce,
-            checkpoints every --checkpoint-every steps (default: every epoch), restarts from the last checkpoint when a
+            The coordinator checks the spec, detects the task (or takes --task), fixes the feature encoding from the \
+            whole dataset, and queues the job (priority, then FIFO). It runs when --nodes (or between --min-nodes and \
+            --max-nodes) matching nodes are free: one MPI world over them, gradients averaged with allreduce, \
+            checkpoints every --checkpoint-every steps (default: every epoch), restarts from the last checkpoint when a \
             node or rank fails (at most --max-restarts times). `nebula job show ID` follows it.
             """)
     @Option(help: "Dataset id (see `nebula dataset list`).") var dataset: String

@@ -20,13 +20,13 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the cluster (foreground; SIGTERM or Ctrl-C stops it cleanly).",
         discussion: """
-            Secrets come from files or the environment, never from logs: --join-token-file / NEBULA_JOIN_TOKEN,
-            --admin-token-file / NEBULA_ADMIN_TOKEN. The database URL comes from --database-url or
+            Secrets come from files or the environment, never from logs: --join-token-file / NEBULA_JOIN_TOKEN, \
+            --admin-token-file / NEBULA_ADMIN_TOKEN. The database URL comes from --database-url or \
             NEBULA_DATABASE_URL (e.g. postgresql://postgres@127.0.0.1:55432/nebula).
 
-            The REST API (--http-listen, default 0.0.0.0:8080) signs users in with passwords and JWTs. The first
-            admin comes from NEBULA_ADMIN_EMAIL and NEBULA_ADMIN_PASSWORD (or NEBULA_ADMIN_PASSWORD_FILE) when no
-            admin exists yet; the JWT key from --jwt-secret-file or NEBULA_JWT_SECRET (else one is made and kept
+            The REST API (--http-listen, default 0.0.0.0:8080) signs users in with passwords and JWTs. The first \
+            admin comes from NEBULA_ADMIN_EMAIL and NEBULA_ADMIN_PASSWORD (or NEBULA_ADMIN_PASSWORD_FILE) when no \
+            admin exists yet; the JWT key from --jwt-secret-file or NEBULA_JWT_SECRET (else one is made and kept \
             in the data directory).
             """)
 

@@ -21,8 +21,8 @@ struct Join: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Join a cluster and stay in it (foreground; SIGTERM leaves cleanly).",
         discussion: """
-            The join token comes from --token-file, --token or NEBULA_JOIN_TOKEN (prefer the file: command
-            lines are visible to other users). While the coordinator is unreachable the agent keeps its
+            The join token comes from --token-file, --token or NEBULA_JOIN_TOKEN (prefer the file: command \
+            lines are visible to other users). While the coordinator is unreachable the agent keeps its \
             health samples and logs and retries with backoff; it registers again when the coordinator returns.
             """)
 
@@ -93,8 +93,8 @@ struct WorkerCommand: AsyncParsableCommand {
         commandName: "worker",
         abstract: "One rank of a training job (started by mpirun on behalf of a node agent, not by hand).",
         discussion: """
-            Joins the job at the coordinator, fetches this rank's shard into the node's cache, runs a preflight
-            allreduce, trains with the other ranks (gradients averaged with MPI allreduce), reports progress and
+            Joins the job at the coordinator, fetches this rank's shard into the node's cache, runs a preflight \
+            allreduce, trains with the other ranks (gradients averaged with MPI allreduce), reports progress and \
             checkpoints, and rank 0 reports the holdout metrics. The join token comes from NEBULA_JOIN_TOKEN.
             """)
 
