@@ -176,6 +176,31 @@ public actor BuilderService {
         return try await get(id) ?? run
     }
 
+    /// Deletes an ended run: its row, model and report.
+    func delete(_ id: String) async throws {
+        guard let run = try await get(id) else { throw BuilderError(.invalidRequest, "builder run \(id) not found") }
+        guard !["queued", "running"].contains(run.state) else { throw BuilderDeleteRefused(state: run.state) }
+        try await client.execute("DELETE FROM builder_runs WHERE id = $1", [.text(id)])
+        try? FileManager.default.removeItem(atPath: directory(of: id))
+        logger.info("builder run deleted", metadata: ["builder.id": "\(id)"])
+    }
+
+    /// Every run of a user goes (account deletion): queued ones leave the queue, a running one is
+    /// cancelled (its worker stops at its next step and removes its files), then rows and files go.
+    /// Answers how many runs there were.
+    func deleteRuns(owner: String) async throws -> Int {
+        let runs = try await client.query("SELECT id, state FROM builder_runs WHERE owner = $1", [.text(owner)])
+        for row in runs {
+            let id = try row.string("id")
+            if ["queued", "running"].contains(try row.string("state")) {
+                _ = try? await cancel(id, reason: "the user's account was deleted")
+            }
+            try? FileManager.default.removeItem(atPath: directory(of: id))
+        }
+        try await client.execute("DELETE FROM builder_runs WHERE owner = $1", [.text(owner)])
+        return runs.count
+    }
+
     /// Throws when the run was asked to stop.
     private func checkCancelled(_ id: String) throws {
         if let message = cancelRequests[id] { throw RunCancelled(message: message) }
@@ -440,6 +465,11 @@ struct RunCancelled: Error {
 
 /// A cancel of a run that has already ended.
 struct BuilderCancelRefused: Error {
+    var state: String
+}
+
+/// A delete of a run that is still queued or running.
+struct BuilderDeleteRefused: Error {
     var state: String
 }
 

@@ -384,6 +384,28 @@ struct BuilderAPITests {
             try await eventually("the next run starts", timeout: .seconds(120)) {
                 (try await api.call(.get, "/api/process/builder/\(next)", token: user.token)).json["state"] as? String == "running"
             }
+            // an ended run can be deleted; a running one must be cancelled first
+            let deleted = try await api.call(.delete, "/api/process/builder/\(queued)", token: user.token)
+            #expect(deleted.status == 204, "\(deleted.text)")
+            #expect((try await api.call(.get, "/api/process/builder/\(queued)", token: user.token)).status == 404)
+            let busy = try await api.call(.delete, "/api/process/builder/\(next)", token: user.token)
+            #expect(busy.status == 409 && busy.errorMessage.contains("cancel it first"), "\(busy.text)")
+            // deleting the account takes the runs with it: the running one is cancelled, its jobs too
+            let nextJobs = try await api.call(.get, "/api/process/builder/\(next)", token: user.token).json["jobs"] as? [String: String] ?? [:]
+            let gone = try await api.call(.delete, "/api/users/me", token: user.token, json: ["password": "member-password-1"])
+            #expect(gone.status == 204, "\(gone.text)")
+            for run in [running, next] {
+                let r = try await api.call(.get, "/api/process/builder/\(run)", token: cluster.adminToken)
+                #expect(r.status == 404, "\(run): \(r.text.prefix(200))")
+            }
+            let runs = try cluster.cli(["builds"]).stdout
+            #expect(!runs.contains(next) && !runs.contains(running), "\(runs)")
+            for jobId in nextJobs.values {
+                try await eventually("job \(jobId) of the deleted account ends", timeout: .seconds(120)) {
+                    let state = try await api.call(.get, "/api/process/jobs/\(jobId)", token: cluster.adminToken).json["state"] as? String
+                    return state == nil || state == "cancelled"
+                }
+            }
         }
     }
 

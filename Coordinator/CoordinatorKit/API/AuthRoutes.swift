@@ -148,7 +148,7 @@ extension APIRoutes {
         }
 
         add(RouteSpec(method: .delete, path: "/api/users/me", access: .user, group: "auth", tag: "users",
-                      summary: "Delete the account with its datasets and jobs (needs the password)",
+                      summary: "Delete the account with its datasets, jobs and builder runs (needs the password)",
                       body: .json(schema: "AccountDeletion", required: ["password"], properties: ["password": "string"]),
                       success: 204)) { request, context in
             var request = request
@@ -205,7 +205,7 @@ extension APIRoutes {
         }
 
         add(RouteSpec(method: .delete, path: "/api/users/{id}", access: .admin, group: "write", tag: "users",
-                      summary: "Delete a user with their datasets and jobs (admin)", success: 204)) { _, context in
+                      summary: "Delete a user with their datasets, jobs and builder runs (admin)", success: 204)) { _, context in
             let id = try Self.parameter(context, "id")
             guard let (user, _) = try await auth.users.byId(id) else { throw APIError.notFound("user \(id)") }
             if user.role == .admin, try await auth.users.countAdmins() <= 1 {
@@ -216,9 +216,11 @@ extension APIRoutes {
         }
     }
 
-    /// Removes a user and everything they own: jobs are cancelled and deleted (with their checkpoints),
-    /// datasets deleted with their files, sessions revoked.
+    /// Removes a user and everything they own: builder runs cancelled and deleted with their models and
+    /// reports, jobs cancelled and deleted (with their checkpoints), datasets deleted with their files,
+    /// sessions revoked.
     func deleteUser(_ id: String) async throws {
+        let runs = try await services.builder.deleteRuns(owner: id)
         let jobs = try await services.jobs.owned(by: id)
         for job in jobs where !["completed", "failed", "cancelled"].contains(job.state) {
             _ = try? await services.jobs.cancel(job.id, reason: "the user's account was deleted")
@@ -239,7 +241,7 @@ extension APIRoutes {
         }
         auth.markRevoked(try await auth.users.revoke(userId: id, reason: "account deleted"))
         _ = try await auth.users.delete(id: id)
-        logger.notice("user deleted with their data", metadata: ["user.id": "\(id)", "jobs": "\(jobs.count)",
+        logger.notice("user deleted with their data", metadata: ["user.id": "\(id)", "jobs": "\(jobs.count)", "builder_runs": "\(runs)",
                                                                  "datasets.kept_busy": "\(skipped)"])
     }
 }

@@ -94,6 +94,18 @@ extension APIRoutes {
             }
         }
 
+        add(RouteSpec(method: .delete, path: "/api/process/builder/{id}", access: .user, group: "write", tag: "builder",
+                      summary: "Delete an ended builder run with its model and report (cancel a queued or running one first)",
+                      success: 204)) { _, context in
+            let run = try await routes.ownedRun(context)
+            do {
+                try await services.builder.delete(run.id)
+            } catch let refused as BuilderDeleteRefused {
+                throw APIError(.conflict, "run_active", "run \(run.id) is \(refused.state): cancel it first (POST /api/process/builder/\(run.id)/cancel)")
+            }
+            return Response(status: .noContent)
+        }
+
         add(RouteSpec(method: .get, path: "/api/process/builder/{id}/report", access: .user, group: "read", tag: "builder",
                       summary: "The run's report as an HTML page (charts are inline SVG)", produces: "text/html")) { _, context in
             let run = try await routes.completedRun(context)
