@@ -30,6 +30,17 @@ struct JobTests {
         return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// The job's logs once they contain `text`: the ranks' records reach the coordinator in batches from
+    /// the agents (every second), so the last lines may arrive after the job has completed.
+    func logs(_ cluster: TestCluster, _ id: String, containing text: String) async throws -> String {
+        var last = ""
+        try await eventually("the logs of \(id) contain '\(text)'", timeout: .seconds(120), context: { String(last.suffix(3000)) }) {
+            last = try cluster.cli(["job", "logs", id, "--limit", "2000"]).stdout
+            return last.contains(text)
+        }
+        return last
+    }
+
     func waitForState(_ cluster: TestCluster, _ id: String, _ states: Set<String>, timeout: Duration = .seconds(600)) async throws
         -> [String: Any]
     {
@@ -90,9 +101,8 @@ struct JobTests {
             let download = try cluster.cli(["job", "download", id, "-o", out])
             #expect(download.status == 0, "\(download.stderr)")
             #expect(((try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0) > 100_000)
-            let logs = try cluster.cli(["job", "logs", id])
-            #expect(logs.stdout.contains("epoch 20/20"), "\(logs.stdout.suffix(2000))")
-            #expect(logs.stdout.contains("rank joined"))
+            let logs = try await logs(cluster, id, containing: "epoch 20/20")
+            #expect(logs.contains("rank joined"))
             let table = try cluster.cli(["job", "show", id])
             #expect(table.stdout.contains("RANKS (slowest first)"))
             #expect(table.stdout.contains("HOLDOUT"))
@@ -113,9 +123,7 @@ struct JobTests {
             #expect(spec["fp16_allreduce"] as? Bool == true && spec["no_overlap"] as? Bool == true, "\(spec)")
             #expect(spec["gpu_batch_size"] as? Int == 64)
             // the ranks trained with what was asked (neither node has a GPU: --batch-size everywhere)
-            let logs = try cluster.cli(["job", "logs", id, "--limit", "2000"])
-            #expect(logs.stdout.contains("mlp: local batch 32 (ranks: 32,32), gradients reduced after backward, float16 wire"),
-                    "\(logs.stdout.suffix(3000))")
+            _ = try await logs(cluster, id, containing: "mlp: local batch 32 (ranks: 32,32), gradients reduced after backward, float16 wire")
         }
     }
 
@@ -160,8 +168,7 @@ struct JobTests {
             #expect(events.compactMap { $0["to"] as? String } == ["pending", "running", "restarting", "running", "completing", "completed"])
             let accuracy = (job["metrics"] as? [String: Any])?["accuracy"] as? Double ?? 0
             #expect(accuracy >= 0.95, "holdout accuracy after the restart \(accuracy)")
-            let logs = try cluster.cli(["job", "logs", id, "--limit", "2000"])
-            #expect(logs.stdout.contains("resumed from checkpoint"), "\(logs.stdout.suffix(3000))")
+            _ = try await logs(cluster, id, containing: "resumed from checkpoint")
             // the events are in PostgreSQL (job show reads them from there)
             #expect(events.count == 6)
         }
