@@ -23,6 +23,9 @@ public struct DatasetConfiguration: Sendable {
     public var kaggleCredentialsFile: String?
     /// Bytes per FetchShard message unless the client asks otherwise (at most 4 MiB).
     public var shardChunkBytes = 1 << 20
+    /// Most bytes per second one shard stream sends (nil: as fast as the network takes them), so
+    /// nodes fetching shards leave the coordinator's link to the rest of the cluster.
+    public var shardBytesPerSecond: UInt64?
 
     public init() {}
 }
@@ -520,6 +523,9 @@ public actor DatasetService {
             try await writer.write(ShardChunk(offset: offset, data: [], totalBytes: total))
             return
         }
+        let clock = ContinuousClock()
+        let started = clock.now
+        let rate = configuration.shardBytesPerSecond
         while offset < total {
             try Task.checkCancellation()
             guard let data = try handle.read(upToCount: chunk), !data.isEmpty else {
@@ -527,6 +533,11 @@ public actor DatasetService {
             }
             try await writer.write(ShardChunk(offset: offset, data: [UInt8](data), totalBytes: total))
             offset += UInt64(data.count)
+            if let rate, rate > 0 {
+                // the next chunk leaves when the bytes sent so far are due at this rate
+                let due = started + .milliseconds(Int64(Double(offset - request.offset) * 1000 / Double(rate)))
+                if due > clock.now { try await Task.sleep(until: due, clock: clock) }
+            }
         }
     }
 

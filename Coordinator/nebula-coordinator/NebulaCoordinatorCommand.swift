@@ -43,6 +43,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How long to wait for the database at start, e.g. 60s.") var databaseWait = "60s"
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
     @Option(help: "Largest dataset upload accepted, e.g. 500M, 64G.") var maxUpload = "64G"
+    @Option(help: "Most bytes per second one shard stream to a node sends, e.g. 100M (default: no limit).") var shardBandwidth: String?
     @Option(help: "CSV parser threads per dataset conversion (default: all cores).") var ingestThreads: Int?
     @Option(help: "Kaggle API base URL (default: https://www.kaggle.com, or $NEBULA_KAGGLE_URL).") var kaggleURL: String?
     @Option(help: "kaggle.json for Kaggle imports (default: $KAGGLE_USERNAME/$KAGGLE_KEY or ~/.kaggle/kaggle.json).")
@@ -105,6 +106,12 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--max-upload '\(maxUpload)' is not a size (e.g. 500M, 64G)")
         }
         config.datasets.maxUploadBytes = uploadLimit
+        if let shardBandwidth {
+            guard let rate = parseByteSize(shardBandwidth.replacingOccurrences(of: "/s", with: "")), rate > 0 else {
+                throw ValidationError("--shard-bandwidth '\(shardBandwidth)' is not a size per second (e.g. 100M)")
+            }
+            config.datasets.shardBytesPerSecond = rate
+        }
         if let ingestThreads {
             guard ingestThreads >= 1 else { throw ValidationError("--ingest-threads must be at least 1") }
             config.datasets.ingestThreads = ingestThreads
