@@ -116,29 +116,15 @@ struct Build: AsyncParsableCommand {
                 var body: [String: Any] = ["dataset_id": dataset, "target": target, "time_budget": timeBudget]
                 if let task { body["task"] = task }
                 if let metric { body["metric"] = metric }
-                let started = try await restCall(http, .post, "/api/process/builder", json: body)
-                guard let started = ((try? JSONSerialization.jsonObject(with: started.body)) as? [String: Any])?["id"] as? String else {
-                    throw CLIError("the REST API answered without a run id: \(started.text)")
+                let answer = try await restCall(http, .post, "/api/process/builder", json: body)
+                guard let started = Self.runObject(answer)["id"] as? String else {
+                    throw CLIError("the REST API answered without a run id: \(answer.text)")
                 }
                 id = started
             }
             if noWait { print(id); return }
-            var last = ""
-            var run: [String: Any] = [:]
-            while true {
-                let r = try await restCall(http, .get, "/api/process/builder/\(id)")
-                run = (try? JSONSerialization.jsonObject(with: r.body)) as? [String: Any] ?? [:]
-                let state = run["state"] as? String ?? "?"
-                let progress = run["progress"] as? String ?? ""
-                if progress != last, !progress.isEmpty { FileHandle.standardError.write(Data("build \(id): \(progress)\n".utf8)); last = progress }
-                if Self.finalStates.contains(state) { break }
-                try await Task.sleep(for: .milliseconds(500))
-            }
-            if json {
-                print(String(decoding: try JSONSerialization.data(withJSONObject: run, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
-            } else {
-                print(Self.describe(run))
-            }
+            let run = try await follow(id)
+            printRun(run)
             if run["state"] as? String != "completed", show == nil { throw ExitCode(1) }
         } catch let e as CLIError {
             FileHandle.standardError.write(Data("\(e)\n".utf8))
@@ -146,21 +132,37 @@ struct Build: AsyncParsableCommand {
         }
     }
 
-    /// Asks the coordinator to stop a run and waits until it has.
-    func cancel(_ id: String) async throws {
-        let answer = try await restCall(http, .post, "/api/process/builder/\(id)/cancel")
-        var run = (try? JSONSerialization.jsonObject(with: answer.body)) as? [String: Any] ?? [:]
-        while !Self.finalStates.contains(run["state"] as? String ?? "") {
-            FileHandle.standardError.write(Data("build \(id): \(run["progress"] as? String ?? "stopping")\n".utf8))
+    static func runObject(_ response: HTTPResponse) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
+    }
+
+    /// Polls a run until it ends, writing each new progress line to stderr; answers the ended run.
+    func follow(_ id: String, from first: [String: Any]? = nil) async throws -> [String: Any] {
+        var run: [String: Any]
+        if let first { run = first } else { run = Self.runObject(try await restCall(http, .get, "/api/process/builder/\(id)")) }
+        var last = ""
+        while true {
+            let progress = run["progress"] as? String ?? ""
+            if progress != last, !progress.isEmpty { FileHandle.standardError.write(Data("build \(id): \(progress)\n".utf8)); last = progress }
+            if Self.finalStates.contains(run["state"] as? String ?? "") { return run }
             try await Task.sleep(for: .milliseconds(500))
-            run = (try? JSONSerialization.jsonObject(with: try await restCall(http, .get, "/api/process/builder/\(id)").body))
-                as? [String: Any] ?? [:]
+            run = Self.runObject(try await restCall(http, .get, "/api/process/builder/\(id)"))
         }
+    }
+
+    func printRun(_ run: [String: Any]) {
         if json {
-            print(String(decoding: try JSONSerialization.data(withJSONObject: run, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
+            print(String(decoding: (try? JSONSerialization.data(withJSONObject: run, options: [.sortedKeys, .prettyPrinted])) ?? Data(),
+                         as: UTF8.self))
         } else {
             print(Self.describe(run))
         }
+    }
+
+    /// Asks the coordinator to stop a run and waits until it has.
+    func cancel(_ id: String) async throws {
+        let run = try await follow(id, from: Self.runObject(try await restCall(http, .post, "/api/process/builder/\(id)/cancel")))
+        printRun(run)
         let jobs = (run["jobs"] as? [String: String] ?? [:]).sorted { $0.key < $1.key }
         if !json, !jobs.isEmpty {
             print("candidate jobs: " + jobs.map { "\($0.key) \($0.value)" }.joined(separator: ", "))

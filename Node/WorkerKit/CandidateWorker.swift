@@ -21,8 +21,7 @@ public final class MPICandidateParallelism: CandidateParallelism {
     public init(_ runtime: MPIRuntime, counter: CollectiveCounter? = nil) {
         self.runtime = runtime
         self.counter = counter
-        let mpi = MPIAllreduceBackend(runtime)
-        backend = counter.map { CountingBackend(inner: mpi, counter: $0) } ?? mpi
+        backend = TimedBackend(MPIAllreduceBackend(runtime), counter: counter)
     }
 
     public func gbdtCollective() -> any GBDTCollective {
@@ -55,46 +54,6 @@ public final class MPICandidateParallelism: CandidateParallelism {
     }
 }
 
-/// Numbers every operation of a backend for the hang watchdog; forwards each one (the protocol's
-/// defaults would lose the non-blocking and Float16 forms).
-final class CountingBackend: AllreduceBackend {
-    let inner: any AllreduceBackend
-    let counter: CollectiveCounter
-
-    init(inner: any AllreduceBackend, counter: CollectiveCounter) {
-        self.inner = inner
-        self.counter = counter
-    }
-
-    var rank: Int { inner.rank }
-    var size: Int { inner.size }
-
-    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        counter.enter()
-        try inner.allreduceSum(buffer)
-    }
-
-    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float16>) throws {
-        counter.enter()
-        try inner.allreduceSum(buffer)
-    }
-
-    func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> any PendingAllreduce {
-        counter.enter()
-        return try inner.startAllreduceSum(buffer)
-    }
-
-    func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float16>) throws -> any PendingAllreduce {
-        counter.enter()
-        return try inner.startAllreduceSum(buffer)
-    }
-
-    func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
-        counter.enter()
-        try inner.broadcast(buffer, root: root)
-    }
-}
-
 /// The ranks of a builder candidate job (model "builder", Note [Candidates as cluster jobs]): every
 /// rank reads the whole dataset and prepares the coordinator's run; rank 0 sends the outcome back.
 enum CandidateWorker {
@@ -104,7 +63,7 @@ enum CandidateWorker {
         let rank = mpi.rank, size = mpi.size
         logger.info("builder candidate", metadata: ["builder.id": "\(job.runId)", "candidate": "\(job.candidate)",
                                                     "budget_s": "\(Int(job.budgetSeconds))", "mpi.size": "\(size)"])
-        let budget = job.effectiveBudget(nowUnixMs: Int64(Date().timeIntervalSince1970 * 1000))
+        let budget = job.effectiveBudget(nowUnixMs: nowUnixMs())
         if budget < job.budgetSeconds {
             logger.notice("the run's deadline is near: this candidate trains for less than its share", metadata: [
                 "budget_s": "\(budget)", "share_s": "\(job.budgetSeconds)"])

@@ -66,7 +66,14 @@ final class TimedBackend: AllreduceBackend {
     private(set) var seconds = 0.0
     private let clock = ContinuousClock()
 
-    init(_ inner: any AllreduceBackend) { self.inner = inner }
+    /// Numbers every operation for the hang watchdog when given (builder candidates; training jobs
+    /// report their step instead).
+    let counter: CollectiveCounter?
+
+    init(_ inner: any AllreduceBackend, counter: CollectiveCounter? = nil) {
+        self.inner = inner
+        self.counter = counter
+    }
 
     var rank: Int { inner.rank }
     var size: Int { inner.size }
@@ -80,16 +87,24 @@ final class TimedBackend: AllreduceBackend {
         return try body()
     }
 
-    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws { try timed { try inner.allreduceSum(buffer) } }
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        counter?.enter()
+        try timed { try inner.allreduceSum(buffer) }
+    }
 
-    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float16>) throws { try timed { try inner.allreduceSum(buffer) } }
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float16>) throws {
+        counter?.enter()
+        try timed { try inner.allreduceSum(buffer) }
+    }
 
     func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> any PendingAllreduce {
-        TimedRequest(try timed { try inner.startAllreduceSum(buffer) }, self)
+        counter?.enter()
+        return TimedRequest(try timed { try inner.startAllreduceSum(buffer) }, self)
     }
 
     func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float16>) throws -> any PendingAllreduce {
-        TimedRequest(try timed { try inner.startAllreduceSum(buffer) }, self)
+        counter?.enter()
+        return TimedRequest(try timed { try inner.startAllreduceSum(buffer) }, self)
     }
 
     /// A request whose tests and waits count as allreduce time.
@@ -104,7 +119,10 @@ final class TimedBackend: AllreduceBackend {
         func wait() throws { try owner.timed { try inner.wait() } }
     }
 
-    func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws { try inner.broadcast(buffer, root: root) }
+    func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
+        counter?.enter()
+        try inner.broadcast(buffer, root: root)
+    }
 
     /// Seconds since the last call.
     func take() -> Double {
